@@ -1,0 +1,139 @@
+"""What every study script shares: its command line, its run folder, its seeds and outputs.
+
+A study writes ``<out>/config.json``, ``<out>/history.json`` (per variant and seed, a list
+of per-epoch records), PNG figures and ``<out>/summary.md``.  Each (variant, seed) run is
+checkpointed under ``<out>/checkpoints``: rerunning an interrupted command resumes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from jaxcv import data as jdata
+from jaxcv.train import FitResult, NonFiniteLossError, fit, maybe_initialize_distributed
+
+_RESUMABLE_CHANGES = {"epochs", "seeds", "out", "no_progress"}
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a float > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
+
+
+def parser(study: str, description: str, *, dataset: str, epochs: int, batch_size: int,
+           seeds: int) -> argparse.ArgumentParser:
+    """The options every study takes, with the study's defaults."""
+    datasets = ", ".join((*jdata.CATALOGUED, *jdata.EMBEDDED))
+    p = argparse.ArgumentParser(
+        prog=f"{study}.py", description=description,
+        epilog=f"datasets: {datasets} (embedded ones are generated offline; any TFDS image "
+               "classification dataset name also works). Rerun the same command to resume "
+               "an interrupted run.")
+    p.add_argument("--dataset", default=dataset, help=f"TFDS dataset name (default: {dataset})")
+    p.add_argument("--epochs", type=positive_int, default=epochs, help=f"epochs per run (default: {epochs})")
+    p.add_argument("--batch-size", type=positive_int, default=batch_size,
+                   help=f"global batch size, split over all devices (default: {batch_size})")
+    p.add_argument("--seeds", type=positive_int, default=seeds,
+                   help=f"how many seeds per variant, 0..N-1 (default: {seeds})")
+    p.add_argument("--train-size", type=positive_int, default=None,
+                   help="use only the first N training examples (quick checks)")
+    p.add_argument("--data-dir", default=None, help="TFDS data dir holding prepared datasets")
+    p.add_argument("--out", type=Path, default=None, help=f"run folder (default: runs/{study}/<dataset>)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+class Study:
+    """A study's run folder and the files it writes there."""
+
+    def __init__(self, name: str, args: argparse.Namespace):
+        self.name, self.args = name, args
+        slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", args.dataset)
+        self.out = Path(args.out or Path("runs") / name / slug)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.config = {"study": name, **{k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}}
+        self._check_resumable()
+        self._write_json("config.json", self.config)
+        self.histories: dict[str, dict[str, list[dict[str, float]]]] = {}
+
+    def _check_resumable(self) -> None:
+        path = self.out / "config.json"
+        if not (self.out / "checkpoints").exists() or not path.exists():
+            return
+        old = json.loads(path.read_text())
+        changed = sorted(k for k in old.keys() | self.config.keys()
+                         if k not in _RESUMABLE_CHANGES and old.get(k) != self.config.get(k))
+        if changed:
+            raise ValueError(f"{self.out} holds checkpoints of a run with other settings "
+                             f"({', '.join(changed)}); pass another --out or delete that folder")
+
+    def _write_json(self, name: str, obj: Any) -> Path:
+        path = self.out / name
+        path.write_text(json.dumps(obj, indent=1))
+        return path
+
+    def load_data(self) -> tuple[jdata.Arrays, jdata.Arrays, int]:
+        """The dataset's train split, test split and class count."""
+        a = self.args
+        train = jdata.load_split(a.dataset, "train", a.data_dir)
+        if a.train_size is not None:
+            train = {k: v[: a.train_size] for k, v in train.items()}
+        test = jdata.load_split(a.dataset, "test", a.data_dir)
+        return train, test, jdata.num_classes(a.dataset, a.data_dir)
+
+    def run(self, variant: str, make_model: Callable[[], Any], train: jdata.Arrays, val: jdata.Arrays,
+            **fit_kwargs: Any) -> list[FitResult]:
+        """Train ``variant`` once per seed (checkpointed, resumable); record its histories."""
+        results = []
+        for seed in range(self.args.seeds):
+            result = fit(make_model(), train, val, epochs=self.args.epochs, batch_size=self.args.batch_size,
+                         seed=seed, checkpoint_dir=self.out / "checkpoints" / variant / f"seed{seed}",
+                         progress=not self.args.no_progress, desc=f"{variant} seed {seed}", **fit_kwargs)
+            results.append(result)
+            self.histories.setdefault(variant, {})[str(seed)] = result.history
+            self._write_json("history.json", self.histories)
+        return results
+
+    def figure(self, name: str) -> Path:
+        return self.out / f"{name}.png"
+
+    def write_summary(self, text: str) -> Path:
+        path = self.out / "summary.md"
+        path.write_text(text.rstrip() + "\n")
+        return path
+
+
+def main(run: Callable[[], None]) -> None:
+    """Run a study's ``run()``, turning expected failures into one clear line and exit code 2."""
+    maybe_initialize_distributed()
+    try:
+        run()
+    except (jdata.DataUnavailableError, NonFiniteLossError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        print("interrupted: rerun the same command to resume from the last finished epoch",
+              file=sys.stderr)
+        raise SystemExit(130) from None

@@ -1,0 +1,36 @@
+"""Pure ``flax.linen`` models and a registry: ``get_model(name, **overrides)``."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+import flax.linen as nn
+
+from jaxcv.models.cnn import CifarCNN, KerasMnistCNN, MnistCNN
+from jaxcv.models.summary import ParamRow, param_table
+
+_REGISTRY: dict[str, Callable[..., nn.Module]] = {
+    "mnist_cnn": MnistCNN,
+    "keras_mnist_cnn": KerasMnistCNN,
+    "cifar_cnn": CifarCNN,
+    "cifar_cnn_bn": functools.partial(CifarCNN, batchnorm=True),
+}
+
+
+def list_models() -> list[str]:
+    """Names that ``get_model`` accepts."""
+    return sorted(_REGISTRY)
+
+
+def get_model(name: str, **overrides: Any) -> nn.Module:
+    """Build a registered model, overriding any of its fields (``num_classes=3`` ...)."""
+    try:
+        factory = _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; choose from {', '.join(list_models())}") from None
+    return factory(**overrides)
+
+
+__all__ = ["get_model", "list_models", "param_table", "ParamRow",
+           "MnistCNN", "KerasMnistCNN", "CifarCNN"]

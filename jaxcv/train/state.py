@@ -1,0 +1,49 @@
+"""The train state: params, BatchNorm statistics, optimizer state, and a learning-rate scale."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+
+class TrainState(struct.PyTreeNode):
+    """Everything a train step reads and writes; a pytree, so it jits, shards and checkpoints.
+
+    ``lr_scale`` multiplies every update: callbacks such as reduce-LR-on-plateau change it
+    between epochs without recompiling, on top of any optax schedule.
+    """
+
+    step: jax.Array
+    params: Any
+    batch_stats: Any
+    opt_state: optax.OptState
+    lr_scale: jax.Array
+    apply_fn: Callable[..., Any] = struct.field(pytree_node=False)
+    tx: optax.GradientTransformation = struct.field(pytree_node=False)
+
+    def variables(self) -> dict[str, Any]:
+        """The ``variables`` dict that ``apply_fn`` takes."""
+        if self.batch_stats:
+            return {"params": self.params, "batch_stats": self.batch_stats}
+        return {"params": self.params}
+
+
+def create_state(model: nn.Module, tx: optax.GradientTransformation, sample_input: jax.Array,
+                 rng: jax.Array) -> TrainState:
+    """Initialise ``model`` on ``sample_input`` (a float batch) and ``tx`` on its params."""
+    variables = model.init(rng, sample_input, train=False)
+    params = variables["params"]
+    return TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params=params,
+        batch_stats=variables.get("batch_stats", {}),
+        opt_state=tx.init(params),
+        lr_scale=jnp.ones((), jnp.float32),
+        apply_fn=model.apply,
+        tx=tx,
+    )

@@ -1,0 +1,7 @@
+"""Figures and tables: learning curves, run comparisons (PNG), markdown summaries."""
+
+from jaxcv.viz.curves import metric_names, plot_history, plot_runs
+from jaxcv.viz.tables import human_bytes, markdown_table, mean_std, param_table_markdown
+
+__all__ = ["metric_names", "plot_history", "plot_runs", "human_bytes", "markdown_table", "mean_std",
+           "param_table_markdown"]

@@ -1,0 +1,55 @@
+"""Learning curves: one run, or several runs per variant as mean ± std bands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+Records = Sequence[Mapping[str, float]]
+
+
+def metric_names(records: Records) -> list[str]:
+    """Metrics logged for both train and val (``loss``, ``accuracy`` ...), loss first."""
+    keys = records[0].keys()
+    names = [k[len("train_"):] for k in keys if k.startswith("train_") and f"val_{k[6:]}" in keys]
+    return sorted(names, key=lambda n: n != "loss")
+
+
+def plot_runs(runs: Mapping[str, Sequence[Records]], path: str | Path, title: str = "") -> Path:
+    """One panel per metric; per variant, the mean over its runs (seeds) with a ± std band,
+    validation solid and training dashed."""
+    first = next(iter(runs.values()))[0]
+    names = metric_names(first)
+    fig, axes = plt.subplots(1, len(names), figsize=(5.5 * len(names), 4), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        for colour, (variant, seeds) in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"], runs.items()):
+            for split, style in (("val", "-"), ("train", "--")):
+                length = min(len(r) for r in seeds)
+                values = np.array([[rec[f"{split}_{name}"] for rec in r[:length]] for r in seeds])
+                epochs = np.arange(1, length + 1)
+                mean, std = values.mean(0), values.std(0)
+                ax.plot(epochs, mean, style, color=colour, label=f"{variant} ({split})")
+                if len(seeds) > 1:
+                    ax.fill_between(epochs, mean - std, mean + std, color=colour, alpha=0.15)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_history(records: Records, path: str | Path, title: str = "") -> Path:
+    """Train and validation curves of a single run."""
+    return plot_runs({"run": [records]}, path, title)

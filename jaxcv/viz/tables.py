@@ -1,0 +1,38 @@
+"""Markdown tables and the number formats the summaries use."""
+
+from __future__ import annotations
+
+import statistics
+from typing import Sequence
+
+from jaxcv.models.summary import ParamRow
+
+
+def mean_std(values: Sequence[float], fmt: str = ".3f") -> str:
+    """``"m ± s"`` over seeds (just ``"m"`` for one value)."""
+    if len(values) == 1:
+        return format(values[0], fmt)
+    return f"{format(statistics.fmean(values), fmt)} ± {format(statistics.stdev(values), fmt)}"
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A GitHub-markdown table; every cell is ``str()``-ed."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def human_bytes(n: float) -> str:
+    """Bytes in B / kB / MB / GB of 1024 (the seed's "~ 36.125 kB")."""
+    for unit in ("B", "kB", "MB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def param_table_markdown(rows: Sequence[ParamRow]) -> str:
+    """Seed 000's "Parameters Table": parameters and memory per layer, and the total."""
+    total = ParamRow("**total**", sum(r.params for r in rows), sum(r.bytes for r in rows))
+    return markdown_table(["layer", "parameters", "memory"],
+                          [(r.layer, f"{r.params:,}", human_bytes(r.bytes)) for r in (*rows, total)])

@@ -1,0 +1,79 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxcv.models import get_model, list_models, param_table
+from jaxcv.models.layers import Conv, max_pool
+from jaxcv.viz import param_table_markdown
+
+
+def _init(name, shape, **kw):
+    model = get_model(name, **kw)
+    return model, model.init(jax.random.key(0), jnp.zeros((2, *shape)))
+
+
+@pytest.mark.parametrize("name,shape,count", [
+    ("mnist_cnn", (28, 28, 1), 263_418),        # seed 000's table
+    ("keras_mnist_cnn", (28, 28, 1), 600_810),  # seed 001
+    ("cifar_cnn", (32, 32, 3), 1_250_858),      # Keras cifar10_cnn
+])
+def test_parameter_counts(name, shape, count):
+    _, variables = _init(name, shape)
+    assert sum(r.params for r in param_table(variables["params"])) == count
+
+
+def test_seed_000_parameter_table():
+    _, variables = _init("mnist_cnn", (28, 28, 1))
+    rows = param_table(variables["params"])
+    assert [(r.layer, r.params) for r in rows] == [
+        ("conv1", 320), ("conv2", 9248), ("conv3", 4624), ("fc1", 247_936), ("fc2", 1290)]
+    assert rows[0].bytes == 320 * 4
+    table = param_table_markdown(rows)
+    assert "| **total** | 263,418 | 1.0 MB |" in table
+    assert "| conv2 | 9,248 | 36.1 kB |" in table
+
+
+def test_batchnorm_switch_adds_batch_stats():
+    _, plain = _init("cifar_cnn", (32, 32, 3))
+    _, bn = _init("cifar_cnn", (32, 32, 3), batchnorm=True)
+    assert "batch_stats" not in plain and set(bn["batch_stats"]) == {
+        "conv1_bn", "conv2_bn", "conv3_bn", "conv4_bn", "fc1_bn"}
+
+
+def test_models_name_their_features():
+    model, variables = _init("cifar_cnn", (32, 32, 3), num_classes=7)
+    logits, feats = model.apply(variables, jnp.ones((2, 32, 32, 3)))
+    assert logits.shape == (2, 7)
+    assert feats["conv1"].shape == (2, 32, 32, 32) and feats["conv2"].shape == (2, 30, 30, 32)
+    assert feats["pool2"].shape == (2, 6, 6, 64) and feats["fc1"].shape == (2, 512)
+
+
+def test_unknown_model_lists_choices():
+    with pytest.raises(ValueError, match="mnist_cnn"):
+        get_model("resnet9000")
+    assert "cifar_cnn" in list_models()
+
+
+@pytest.mark.parametrize("padding", ["SAME", "VALID"])
+@pytest.mark.parametrize("kernel", [(3, 3), (5, 5), (2, 3)])
+def test_im2col_conv_matches_xla_conv(padding, kernel):
+    x = jax.random.normal(jax.random.key(1), (2, 9, 11, 3))
+    a, b = Conv(4, kernel, padding, impl="im2col"), Conv(4, kernel, padding, impl="xla")
+    variables = a.init(jax.random.key(0), x)
+    np.testing.assert_allclose(a.apply(variables, x), b.apply(variables, x), rtol=1e-5, atol=1e-5)
+    ga = jax.grad(lambda v: a.apply(v, x).sum())(variables)
+    gb = jax.grad(lambda v: b.apply(v, x).sum())(variables)
+    jax.tree.map(lambda u, w: np.testing.assert_allclose(u, w, rtol=1e-4, atol=1e-4), ga, gb)
+
+
+def test_conv_rejects_unknown_padding():
+    with pytest.raises(ValueError, match="padding"):
+        Conv(4, padding="FULL").init(jax.random.key(0), jnp.ones((1, 5, 5, 1)))
+
+
+def test_max_pool_floors_odd_sizes_like_keras():
+    x = jnp.arange(2 * 5 * 5 * 1, dtype=jnp.float32).reshape(2, 5, 5, 1)
+    y = max_pool(x)
+    assert y.shape == (2, 2, 2, 1)
+    assert float(y[0, 0, 0, 0]) == float(x[0, 1, 1, 0]) and float(y[0, 1, 1, 0]) == float(x[0, 3, 3, 0])

@@ -1,0 +1,30 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from jaxcv.train import data_mesh
+from jaxcv.train.parallel import check_batch_size
+
+
+def test_same_losses_on_one_and_four_devices(shapes_cifar, data_dir):
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
+    script = Path(__file__).with_name("multi_device_run.py")
+    proc = subprocess.run([sys.executable, str(script), data_dir], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["devices"] == 4
+    for one, four in zip(out["1"], out["4"]):
+        for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
+            assert one[key] == pytest.approx(four[key], rel=2e-4, abs=2e-4), (key, one, four)
+
+
+def test_batch_must_split_over_devices():
+    mesh = data_mesh()
+    check_batch_size(mesh.size * 8, mesh)
+    with pytest.raises(ValueError, match="multiple"):
+        check_batch_size(0, mesh)

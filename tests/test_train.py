@@ -1,0 +1,168 @@
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from jaxcv.models import get_model
+from jaxcv.train import (OPTIMIZERS, EarlyStopping, NonFiniteLossError, ReduceLROnPlateau,
+                         classification, create_state, evaluate, fit, make_optimizer, make_schedule,
+                         pad_to_batches, reconstruction, regression)
+
+
+def _small(data, n):
+    return {k: v[:n] for k, v in data.items()}
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_every_optimizer_takes_a_step(name):
+    params = {"w": jnp.ones(3)}
+    tx = make_optimizer(name, 0.1, momentum=0.9 if name in ("sgd", "rmsprop") else 0.0, weight_decay=1e-4)
+    updates, _ = tx.update({"w": jnp.ones(3)}, tx.init(params), params)
+    assert float(updates["w"][0]) < 0
+
+
+def test_optimizer_errors():
+    with pytest.raises(ValueError, match="choose from"):
+        make_optimizer("adamm", 0.1)
+    with pytest.raises(ValueError, match="nesterov"):
+        make_optimizer("sgd", 0.1, nesterov=True)
+    with pytest.raises(ValueError, match="weight_decay"):
+        make_optimizer("sgd", 0.1, weight_decay=-1)
+
+
+def test_schedules():
+    assert make_schedule("constant", 0.1, 10) == 0.1
+    cosine = make_schedule("cosine", 0.1, 10)
+    assert math.isclose(float(cosine(0)), 0.1) and float(cosine(10)) == pytest.approx(0.0)
+    assert float(make_schedule("exponential", 0.1, 10)(10)) == pytest.approx(0.01)
+    with pytest.raises(ValueError):
+        make_schedule("linear", 0.1, 10)
+
+
+def test_losses():
+    logits = jnp.array([[5.0, 0.0], [0.0, 5.0]])
+    out = classification(logits, {"label": jnp.array([0, 0])})
+    np.testing.assert_allclose(out["accuracy"], [1.0, 0.0])
+    assert out["loss"][0] < out["loss"][1]
+    mse = regression(jnp.zeros((2, 3)), {"target": jnp.array([[1.0, 1, 1], [2, 2, 2]])})
+    np.testing.assert_allclose(mse["loss"], [1.0, 4.0])
+    bce = reconstruction(jnp.full((1, 4), 10.0), {"target": jnp.ones((1, 4))})
+    assert float(bce["loss"][0]) < 1e-3
+
+
+def test_evaluate_is_exact_with_padding(shapes_cifar):
+    _, test = shapes_cifar
+    data = _small(test, 100)
+    model = get_model("cifar_cnn", impl="xla")
+    state = create_state(model, optax.sgd(0.1), jnp.zeros((1, 32, 32, 3)), jax.random.key(0))
+    metrics = evaluate(state, pad_to_batches(data, 64), classification, 64)  # 100 = 64 + 36 real
+    logits, _ = model.apply({"params": state.params}, data["image"].astype(np.float32) / 255)
+    direct = classification(logits, data)
+    assert float(metrics["loss"]) == pytest.approx(float(direct["loss"].mean()), rel=1e-5)
+    assert float(metrics["accuracy"]) == pytest.approx(float(direct["accuracy"].mean()))
+
+
+def test_learns_shapes_cifar(shapes_cifar):
+    """Real learning on the embedded set: well above the 10 % of chance in a few epochs."""
+    train, test = shapes_cifar
+    result = fit(get_model("cifar_cnn", batchnorm=True), train, test,
+                 optimizer=make_optimizer("adam", 1e-3), epochs=3, batch_size=128, progress=False)
+    h = result.history
+    assert [r["epoch"] for r in h] == [1, 2, 3]
+    assert h[-1]["train_loss"] < h[0]["train_loss"]
+    assert h[-1]["val_accuracy"] >= 0.45, h
+    assert result.compile_seconds > 0 and all(r["epoch_seconds"] > 0 for r in h)
+
+
+def test_learns_real_mnist(mnist_t10k):
+    """Seed 000's CNN and optimizer on 8,000 real digits, tested on the other 2,000."""
+    train = {k: v[:8000] for k, v in mnist_t10k.items()}
+    test = {k: v[8000:] for k, v in mnist_t10k.items()}
+    result = fit(get_model("mnist_cnn"), train, test, optimizer=make_optimizer("adadelta", 1.0),
+                 epochs=3, batch_size=128, progress=False)
+    assert result.history[-1]["val_accuracy"] >= 0.95, result.history
+
+
+def test_resume_matches_an_uninterrupted_run(shapes_cifar, tmp_path):
+    train, test = _small(shapes_cifar[0], 512), _small(shapes_cifar[1], 128)
+    kw = dict(optimizer=make_optimizer("adam", 1e-3), batch_size=64, seed=3, progress=False)
+    make = lambda: get_model("cifar_cnn", batchnorm=True)  # noqa: E731  dropout and BN state too
+    whole = fit(make(), train, test, epochs=3, **kw).history
+    fit(make(), train, test, epochs=1, checkpoint_dir=tmp_path, **kw)  # "interrupted" after epoch 1
+    resumed = fit(make(), train, test, epochs=3, checkpoint_dir=tmp_path, **kw).history
+    assert len(resumed) == 3
+    for a, b in zip(whole, resumed):
+        for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
+            assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-6), key
+
+
+def test_nan_loss_stops_with_a_clear_error(shapes_cifar):
+    train = _small(shapes_cifar[0], 128)
+    nan_loss = lambda out, batch: {"loss": classification(out, batch)["loss"] * jnp.nan}  # noqa: E731
+    with pytest.raises(NonFiniteLossError, match="epoch 1"):
+        fit(get_model("cifar_cnn"), train, None, optimizer=optax.sgd(0.1), epochs=2, batch_size=64,
+            loss_fn=nan_loss, progress=False)
+
+
+def test_streamed_training_learns(shapes_cifar):
+    train, test = shapes_cifar
+    small = _small(train, 1024)
+
+    def batches(epoch):
+        order = np.random.default_rng(epoch).permutation(1024).reshape(-1, 64)
+        return ({k: v[i] for k, v in small.items()} for i in order)
+
+    h = fit(get_model("cifar_cnn", batchnorm=True), batches, _small(test, 256),
+            optimizer=make_optimizer("adam", 1e-3), epochs=3, batch_size=64, progress=False).history
+    assert h[-1]["train_loss"] < h[0]["train_loss"] and h[-1]["val_accuracy"] > 0.15
+
+
+def test_bad_arguments():
+    data = {"image": np.zeros((8, 32, 32, 3), np.uint8), "label": np.zeros(8, np.int32)}
+    with pytest.raises(ValueError, match="epochs"):
+        fit(get_model("cifar_cnn"), data, None, optimizer=optax.sgd(0.1), epochs=0, batch_size=4)
+    with pytest.raises(ValueError, match="no batch"):
+        fit(get_model("cifar_cnn"), data, None, optimizer=optax.sgd(0.1), epochs=1, batch_size=16,
+            progress=False)
+
+
+class _State:  # what the callbacks read and write of a TrainState
+    def __init__(self, lr_scale):
+        self.lr_scale = jnp.float32(lr_scale)
+
+    def replace(self, lr_scale):
+        return _State(lr_scale)
+
+
+def _history(values, scales=None):
+    scales = scales or [1.0] * len(values)
+    return [{"val_loss": v, "lr_scale": s} for v, s in zip(values, scales)]
+
+
+def test_early_stopping():
+    stop = EarlyStopping(patience=2)
+    assert not stop(_history([3, 2, 1]), _State(1))[1]
+    assert not stop(_history([3, 1, 2]), _State(1))[1]
+    assert stop(_history([3, 1, 2, 2]), _State(1))[1]
+    assert EarlyStopping("val_accuracy", patience=1)([{"val_accuracy": a} for a in (0.5, 0.4)], None)[1]
+
+
+def test_reduce_lr_on_plateau():
+    cb = ReduceLROnPlateau(factor=0.5, patience=2)
+    assert float(cb(_history([3, 2, 2]), _State(1))[0].lr_scale) == 1.0
+    state, stop = cb(_history([3, 2, 2, 2]), _State(1))
+    assert float(state.lr_scale) == 0.5 and not stop
+    # just reduced: waits another `patience` epochs at the new rate before reducing again
+    assert float(cb(_history([3, 2, 2, 2, 2], [1, 1, 1, 1, 0.5]), _State(0.5))[0].lr_scale) == 0.5
+    assert float(cb(_history([3, 2, 2, 2, 2, 2], [1, 1, 1, 1, 0.5, 0.5]), _State(0.5))[0].lr_scale) == 0.25
+
+
+def test_reduce_lr_changes_training_without_recompiling(shapes_cifar):
+    train, test = _small(shapes_cifar[0], 256), _small(shapes_cifar[1], 64)
+    always = ReduceLROnPlateau(monitor="val_loss", factor=0.1, patience=0, min_delta=1e9)
+    h = fit(get_model("cifar_cnn"), train, test, optimizer=make_optimizer("adam", 1e-3), epochs=3,
+            batch_size=64, callbacks=[always], progress=False).history
+    assert [r["lr_scale"] for r in h] == pytest.approx([1.0, 0.1, 0.01])
