@@ -78,9 +78,12 @@ def prepared_builder(name: str, data_dir: str | None = None) -> tfds.core.Datase
 
 def load_split(name: str, split: str, data_dir: str | None = None) -> Arrays:
     """A whole split in memory: ``image`` uint8 ``(N, H, W, C)``, ``label`` int32 ``(N,)``."""
-    builder = prepared_builder(name, data_dir)
-    data = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
-    return {"image": np.asarray(data["image"], np.uint8), "label": np.asarray(data["label"], np.int32)}
+    ds = prepared_builder(name, data_dir).as_dataset(split=split).batch(8192)
+    chunks = list(tfds.as_numpy(ds))
+    if not chunks:
+        raise DataUnavailableError(f"split {split!r} of dataset {name!r} is empty")
+    return {"image": np.concatenate([c["image"] for c in chunks]).astype(np.uint8, copy=False),
+            "label": np.concatenate([c["label"] for c in chunks]).astype(np.int32)}
 
 
 def stream(name: str, split: str, batch_size: int, data_dir: str | None = None,

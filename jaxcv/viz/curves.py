@@ -8,6 +8,7 @@ from typing import Mapping, Sequence
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.ticker  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -38,6 +39,7 @@ def plot_runs(runs: Mapping[str, Sequence[Records]], path: str | Path, title: st
                 if len(seeds) > 1:
                     ax.fill_between(epochs, mean - std, mean + std, color=colour, alpha=0.15)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
