@@ -7,12 +7,12 @@ from typing import Any, Callable
 
 import flax.linen as nn
 
-from jaxcv.models.cnn import CifarCNN, KerasMnistCNN, MnistCNN
+from jaxcv.models.cnn import CifarCNN, MnistCNN
 from jaxcv.models.summary import ParamRow, param_table
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "mnist_cnn": MnistCNN,
-    "keras_mnist_cnn": KerasMnistCNN,
+    "keras_mnist_cnn": functools.partial(MnistCNN, conv_features=(32, 32)),
     "cifar_cnn": CifarCNN,
     "cifar_cnn_bn": functools.partial(CifarCNN, batchnorm=True),
 }
@@ -33,4 +33,4 @@ def get_model(name: str, **overrides: Any) -> nn.Module:
 
 
 __all__ = ["get_model", "list_models", "param_table", "ParamRow",
-           "MnistCNN", "KerasMnistCNN", "CifarCNN"]
+           "MnistCNN", "CifarCNN"]
