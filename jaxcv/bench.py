@@ -77,20 +77,21 @@ def time_epochs(model: nn.Module, data: dict[str, np.ndarray], device: jax.Devic
     state = put_replicated(create_state(model, tx, to_float(data["image"][:1]), jax.random.key(0)), mesh)
     n = len(data["image"]) // batch_size * batch_size
     rng = put_replicated(jax.random.key(1), mesh)
+    # XLA's cost analysis counts a loop body once, so an epoch's FLOPs are a step's times steps.
+    step = functools.partial(train_step, loss_fn=classification)
+    sample = put_replicated({k: v[:batch_size] for k, v in data.items()}, mesh)
+    step_flops = flops(jax.jit(step).lower(state, sample, rng).compile())
+    epoch_flops = step_flops * (n // batch_size) if step_flops else None
     if mode == "scan":
         on_device = put_replicated(data, mesh)
         fn = functools.partial(train_epoch, loss_fn=classification, batch_size=batch_size,
                                sharding=batch_sharded(mesh))
         compiled, compile_s = compile_seconds(fn, state, on_device, rng, donate=True)
         run = lambda s: compiled(s, on_device, rng)  # noqa: E731
-        epoch_flops = flops(compiled)
     else:
         batches = [put_replicated({k: v[i : i + batch_size] for k, v in data.items()}, mesh)
                    for i in range(0, n, batch_size)]
-        fn = functools.partial(train_step, loss_fn=classification)
-        compiled, compile_s = compile_seconds(fn, state, batches[0], rng, donate=True)
-        step_flops = flops(compiled)
-        epoch_flops = step_flops * len(batches) if step_flops else None
+        compiled, compile_s = compile_seconds(step, state, batches[0], rng, donate=True)
 
         def run(s):
             for batch in batches:
