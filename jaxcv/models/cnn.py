@@ -11,7 +11,6 @@ from typing import Sequence
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
 from jaxcv.models.layers import Conv, ConvImpl, max_pool
 
