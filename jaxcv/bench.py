@@ -17,7 +17,7 @@ import jax
 import numpy as np
 import optax
 
-from jaxcv.train import classification, create_state, data_mesh, train_epoch, train_step
+from jaxcv.train import aot_compile, classification, create_state, data_mesh, train_epoch, train_step
 from jaxcv.train.parallel import batch_sharded, put_replicated
 from jaxcv.train.steps import to_float
 
@@ -32,7 +32,7 @@ def timed(fn: Callable[..., Any], *args: Any) -> tuple[Any, float]:
 def compile_seconds(fn: Callable[..., Any], *args: Any, donate: bool = False) -> tuple[Any, float]:
     """Ahead-of-time compile ``fn`` for ``args``: the executable and the seconds it took."""
     start = time.perf_counter()
-    compiled = jax.jit(fn, donate_argnums=0 if donate else ()).lower(*args).compile()
+    compiled = aot_compile(fn, *args, donate=donate)
     return compiled, time.perf_counter() - start
 
 
@@ -77,10 +77,11 @@ def time_epochs(model: nn.Module, data: dict[str, np.ndarray], device: jax.Devic
     state = put_replicated(create_state(model, tx, to_float(data["image"][:1]), jax.random.key(0)), mesh)
     n = len(data["image"]) // batch_size * batch_size
     rng = put_replicated(jax.random.key(1), mesh)
-    # XLA's cost analysis counts a loop body once, so an epoch's FLOPs are a step's times steps.
     step = functools.partial(train_step, loss_fn=classification)
     sample = put_replicated({k: v[:batch_size] for k, v in data.items()}, mesh)
-    step_flops = flops(jax.jit(step).lower(state, sample, rng).compile())
+    compiled, compile_s = compile_seconds(step, state, sample, rng, donate=True)
+    # XLA's cost analysis counts a loop body once, so an epoch's FLOPs are a step's times steps.
+    step_flops = flops(compiled)
     epoch_flops = step_flops * (n // batch_size) if step_flops else None
     if mode == "scan":
         on_device = put_replicated(data, mesh)
@@ -91,7 +92,6 @@ def time_epochs(model: nn.Module, data: dict[str, np.ndarray], device: jax.Devic
     else:
         batches = [put_replicated({k: v[i : i + batch_size] for k, v in data.items()}, mesh)
                    for i in range(0, n, batch_size)]
-        compiled, compile_s = compile_seconds(step, state, batches[0], rng, donate=True)
 
         def run(s):
             for batch in batches:

@@ -50,7 +50,8 @@ def pad_to_batches(data: Arrays, batch_size: int) -> Arrays:
     return out
 
 
-def _compile(fn: Callable, *args, donate: bool = False):
+def aot_compile(fn: Callable, *args, donate: bool = False):
+    """``jax.jit(fn)`` compiled ahead of time for ``args``, donating the first if asked."""
     return jax.jit(fn, donate_argnums=0 if donate else ()).lower(*args).compile()
 
 
@@ -64,7 +65,7 @@ class _DeviceEpochs:
         self.compiled = None
 
     def compile(self, state: TrainState, rng: jax.Array) -> None:
-        self.compiled = _compile(self.fn, state, self.data, rng, donate=True)
+        self.compiled = aot_compile(self.fn, state, self.data, rng, donate=True)
 
     def __call__(self, state: TrainState, rng: jax.Array, epoch: int):
         return self.compiled(state, self.data, rng)
@@ -81,7 +82,7 @@ class _StreamedEpochs:
     def compile(self, state: TrainState, rng: jax.Array) -> None:
         first = next(iter(self.batches(0)))
         spec = {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=self.sharding) for k, v in first.items()}
-        self.compiled = _compile(self.fn, state, spec, rng, donate=True)
+        self.compiled = aot_compile(self.fn, state, spec, rng, donate=True)
 
     def __call__(self, state: TrainState, rng: jax.Array, epoch: int):
         totals, steps = None, 0
@@ -130,7 +131,7 @@ def fit(model: nn.Module, train: Arrays | BatchStream, val: Arrays | None, *,
     run_epoch.compile(state, epoch_rng)
     if val is not None:
         val_data = parallel.put_replicated(pad_to_batches(val, eval_batch_size), mesh)
-        eval_fn = _compile(functools.partial(evaluate, loss_fn=loss_fn, batch_size=eval_batch_size,
+        eval_fn = aot_compile(functools.partial(evaluate, loss_fn=loss_fn, batch_size=eval_batch_size,
                                              sharding=parallel.batch_sharded(mesh)), state, val_data)
     compile_seconds = time.perf_counter() - start
 
