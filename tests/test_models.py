@@ -1,10 +1,11 @@
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from jaxcv.models import get_model, list_models, param_table
-from jaxcv.models.layers import Conv, max_pool
+from jaxcv.models.layers import Conv, Dropout, max_pool
 from jaxcv.viz import param_table_markdown
 
 
@@ -77,3 +78,18 @@ def test_max_pool_floors_odd_sizes_like_keras():
     y = max_pool(x)
     assert y.shape == (2, 2, 2, 1)
     assert float(y[0, 0, 0, 0]) == float(x[0, 1, 1, 0]) and float(y[0, 1, 1, 0]) == float(x[0, 3, 3, 0])
+
+
+def test_dropout_matches_flax_and_vmaps_over_rates():
+    x = jnp.ones((4, 64))
+    rngs = {"dropout": jax.random.key(3)}
+    ours = Dropout(0.3).apply({}, x, rngs=rngs)
+    theirs = nn.Dropout(0.3, deterministic=False).apply({}, x, rngs=rngs)
+    np.testing.assert_array_equal(ours, theirs)
+
+    rates = jnp.array([0.0, 0.5, 1.0])
+    out = jax.vmap(lambda r: Dropout(r).apply({}, x, rngs=rngs))(rates)
+    np.testing.assert_array_equal(out[0], x)
+    assert set(np.unique(out[1])) == {0.0, 2.0}
+    np.testing.assert_array_equal(out[2], jnp.zeros_like(x))
+    np.testing.assert_array_equal(Dropout(0.5, deterministic=True).apply({}, x), x)

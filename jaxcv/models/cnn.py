@@ -12,7 +12,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax
 
-from jaxcv.models.layers import Conv, ConvImpl, max_pool
+from jaxcv.models.layers import Conv, ConvImpl, Dropout, max_pool
 
 Features = dict[str, jax.Array]
 
@@ -27,7 +27,7 @@ class MnistCNN(nn.Module):
     num_classes: int = 10
     conv_features: Sequence[int] = (32, 32, 16)
     dense_features: int = 128
-    dropout_rate: float = 0.25
+    dropout_rate: float | jax.Array = 0.25
     impl: ConvImpl = "auto"
 
     @nn.compact
@@ -36,10 +36,10 @@ class MnistCNN(nn.Module):
         for i, f in enumerate(self.conv_features, start=1):
             x = feats[f"conv{i}"] = nn.relu(Conv(f, padding="VALID", impl=self.impl, name=f"conv{i}")(x))
         x = feats["pool1"] = max_pool(x)
-        x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+        x = Dropout(self.dropout_rate, deterministic=not train)(x)
         x = x.reshape(x.shape[0], -1)
         x = feats["fc1"] = nn.relu(nn.Dense(self.dense_features, name="fc1")(x))
-        x = nn.Dropout(2 * self.dropout_rate, deterministic=not train)(x)
+        x = Dropout(2 * self.dropout_rate, deterministic=not train)(x)
         logits = nn.Dense(self.num_classes, name="fc2")(x)
         return logits, feats
 
@@ -55,7 +55,7 @@ class CifarCNN(nn.Module):
     num_classes: int = 10
     batchnorm: bool = False
     dense_features: int = 512
-    dropout_rate: float = 0.25
+    dropout_rate: float | jax.Array = 0.25
     impl: ConvImpl = "auto"
 
     @nn.compact
@@ -73,9 +73,9 @@ class CifarCNN(nn.Module):
                 conv = Conv(f, padding=padding, use_bias=not self.batchnorm, impl=self.impl, name=name)
                 x = norm_relu(conv(x), name)
             x = feats[f"pool{stage}"] = max_pool(x)
-            x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+            x = Dropout(self.dropout_rate, deterministic=not train)(x)
         x = x.reshape(x.shape[0], -1)
         x = norm_relu(nn.Dense(self.dense_features, use_bias=not self.batchnorm, name="fc1")(x), "fc1")
-        x = nn.Dropout(2 * self.dropout_rate, deterministic=not train)(x)
+        x = Dropout(2 * self.dropout_rate, deterministic=not train)(x)
         logits = nn.Dense(self.num_classes, name="fc2")(x)
         return logits, feats

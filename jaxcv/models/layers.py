@@ -79,6 +79,27 @@ class Conv(nn.Module):
         return y
 
 
+class Dropout(nn.Module):
+    """Inverted dropout whose ``rate`` may be a traced array.
+
+    ``flax.linen.Dropout`` branches on ``rate`` in Python, so it cannot be vmapped over
+    rates; this one can, which lets K models with different dropout train in one call.
+    It draws its mask exactly as ``flax.linen.Dropout`` does (``dropout`` rng stream).
+    """
+
+    rate: float | jax.Array
+    deterministic: bool = False
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        if self.deterministic or (isinstance(self.rate, (int, float)) and self.rate == 0):
+            return x
+        keep = 1.0 - jnp.asarray(self.rate, jnp.float32)
+        mask = jax.random.bernoulli(self.make_rng("dropout"), keep, x.shape)
+        # max() keeps rate 1 finite (everything dropped) instead of 0/0.
+        return jax.lax.select(mask, x / jnp.maximum(keep, 1e-12).astype(x.dtype), jnp.zeros_like(x))
+
+
 def max_pool(x: jax.Array, size: int = 2) -> jax.Array:
     """Non-overlapping ``size x size`` max-pool, flooring odd sizes like Keras.
 
