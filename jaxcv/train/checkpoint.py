@@ -12,7 +12,8 @@ from jaxcv.train.state import TrainState
 
 
 class Checkpointer:
-    """Keeps the last ``keep`` epochs of ``(state, history)`` under ``directory``.
+    """Keeps the last ``keep`` epochs of ``(state, meta)`` under ``directory``; ``meta`` is
+    JSON (the histories).
 
     Saves synchronously: the next epoch donates the state's buffers, so they must be
     written before it starts.
@@ -22,19 +23,19 @@ class Checkpointer:
         options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=False)
         self._manager = ocp.CheckpointManager(Path(directory).absolute(), options=options)
 
-    def save(self, epoch: int, state: TrainState, history: list[dict[str, Any]]) -> None:
+    def save(self, epoch: int, state: TrainState, meta: Any) -> None:
         self._manager.save(epoch, args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state), history=ocp.args.JsonSave(history)))
+            state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
 
-    def restore_latest(self, like: TrainState) -> tuple[TrainState, list[dict[str, Any]]] | None:
-        """The newest ``(state, history)``, placed like ``like``; ``None`` if there is none."""
+    def restore_latest(self, like: TrainState) -> tuple[TrainState, Any] | None:
+        """The newest ``(state, meta)``, placed like ``like``; ``None`` if there is none."""
         epoch = self._manager.latest_step()
         if epoch is None:
             return None
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
         restored = self._manager.restore(epoch, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract), history=ocp.args.JsonRestore()))
-        return restored.state, list(restored.history)
+            state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
+        return restored.state, restored.meta
 
     def close(self) -> None:
         self._manager.close()

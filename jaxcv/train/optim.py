@@ -7,24 +7,20 @@ import optax
 SCHEDULES = ("constant", "cosine", "exponential")
 
 
-def _base(name: str, lr: optax.ScalarOrSchedule, momentum: float, nesterov: bool,
+def _base(name: str, lr: optax.ScalarOrSchedule, momentum: float | None, nesterov: bool,
           weight_decay: float) -> optax.GradientTransformation:
     # Keras' defaults where optax's differ (Adadelta's rho and epsilon, RMSprop's rho).
     makers = {
-        "sgd": lambda: optax.sgd(lr, momentum=momentum or None, nesterov=nesterov),
+        "sgd": lambda: optax.sgd(lr, momentum=momentum, nesterov=nesterov),
         "adam": lambda: optax.adam(lr),
         "adamw": lambda: optax.adamw(lr, weight_decay=weight_decay),
         "adadelta": lambda: optax.adadelta(lr, rho=0.95, eps=1e-7),
         "adagrad": lambda: optax.adagrad(lr),
         "adamax": lambda: optax.adamax(lr),
         "nadam": lambda: optax.nadam(lr),
-        "rmsprop": lambda: optax.rmsprop(lr, decay=0.9, eps=1e-7, momentum=momentum or None,
-                                         nesterov=nesterov),
+        "rmsprop": lambda: optax.rmsprop(lr, decay=0.9, eps=1e-7, momentum=momentum, nesterov=nesterov),
     }
-    try:
-        return makers[name]()
-    except KeyError:
-        raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}") from None
+    return makers[name]()
 
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "adadelta", "adagrad", "adamax", "nadam", "rmsprop")
@@ -50,13 +46,24 @@ def make_optimizer(name: str, learning_rate: optax.ScalarOrSchedule, *, momentum
     """An optax optimizer by name (``OPTIMIZERS``).
 
     ``weight_decay`` is decoupled for ``adamw`` and an L2 term on the gradient (Keras'
-    kernel regulariser) for every other optimizer.
+    kernel regulariser) for every other optimizer.  The optimizer is wrapped in
+    ``optax.inject_hyperparams``: its state holds ``learning_rate`` (unless it is a
+    schedule), ``weight_decay`` and, for sgd and rmsprop with momentum, ``momentum`` as
+    arrays, which ``fit_many`` sets per model.
     """
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}")
     if weight_decay < 0:
         raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
     if nesterov and not momentum:
         raise ValueError("nesterov needs momentum > 0")
-    tx = _base(name, learning_rate, momentum, nesterov, weight_decay)
-    if weight_decay and name != "adamw":
-        tx = optax.chain(optax.add_decayed_weights(weight_decay), tx)
-    return tx
+    uses_momentum = bool(momentum) and name in ("sgd", "rmsprop")
+
+    def build(learning_rate, weight_decay, momentum):
+        tx = _base(name, learning_rate, momentum if uses_momentum else None, nesterov, weight_decay)
+        return tx if name == "adamw" else optax.chain(optax.add_decayed_weights(weight_decay), tx)
+
+    static = [k for k, dynamic in (("learning_rate", not callable(learning_rate)),
+                                   ("momentum", uses_momentum)) if not dynamic]
+    return optax.inject_hyperparams(build, static_args=static)(
+        learning_rate=learning_rate, weight_decay=weight_decay, momentum=momentum)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -12,10 +12,13 @@ from flax import struct
 
 
 class TrainState(struct.PyTreeNode):
-    """Everything a train step reads and writes; a pytree, so it jits, shards and checkpoints.
+    """Everything a train step reads and writes; a pytree, so it jits, vmaps, shards and
+    checkpoints.
 
     ``lr_scale`` multiplies every update: callbacks such as reduce-LR-on-plateau change it
-    between epochs without recompiling, on top of any optax schedule.
+    between epochs without recompiling, on top of any optax schedule.  ``hparams`` are
+    values of the model's fields (``{"dropout_rate": 0.3}``) held as arrays, so that K
+    states stacked for ``jax.vmap`` can differ in them.
     """
 
     step: jax.Array
@@ -23,14 +26,20 @@ class TrainState(struct.PyTreeNode):
     batch_stats: Any
     opt_state: optax.OptState
     lr_scale: jax.Array
-    apply_fn: Callable[..., Any] = struct.field(pytree_node=False)
+    hparams: dict[str, jax.Array]
+    model: nn.Module = struct.field(pytree_node=False)
     tx: optax.GradientTransformation = struct.field(pytree_node=False)
 
     def variables(self) -> dict[str, Any]:
-        """The ``variables`` dict that ``apply_fn`` takes."""
+        """The ``variables`` dict that ``apply`` takes."""
         if self.batch_stats:
             return {"params": self.params, "batch_stats": self.batch_stats}
         return {"params": self.params}
+
+    def apply(self, variables: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        """``model.apply`` with the model's fields set from ``hparams``."""
+        model = self.model.clone(**self.hparams) if self.hparams else self.model
+        return model.apply(variables, *args, **kwargs)
 
 
 def create_state(model: nn.Module, tx: optax.GradientTransformation, sample_input: jax.Array,
@@ -44,6 +53,7 @@ def create_state(model: nn.Module, tx: optax.GradientTransformation, sample_inpu
         batch_stats=variables.get("batch_stats", {}),
         opt_state=tx.init(params),
         lr_scale=jnp.ones((), jnp.float32),
-        apply_fn=model.apply,
+        hparams={},
+        model=model,
         tx=tx,
     )

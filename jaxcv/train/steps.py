@@ -6,6 +6,8 @@ lives on the device at a quarter of its float size.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import jax
 import jax.numpy as jnp
 from jax.sharding import NamedSharding
@@ -14,6 +16,8 @@ from jaxcv.train.losses import Batch, LossFn
 from jaxcv.train.state import TrainState
 
 Metrics = dict[str, jax.Array]
+Augment = Callable[[jax.Array, jax.Array], jax.Array]
+"""``augment(rng, images) -> images``: a random transform of a float [0, 1] NHWC training batch."""
 
 
 def to_float(images: jax.Array) -> jax.Array:
@@ -21,14 +25,20 @@ def to_float(images: jax.Array) -> jax.Array:
     return images.astype(jnp.float32) / 255.0 if images.dtype == jnp.uint8 else images
 
 
-def train_step(state: TrainState, batch: Batch, rng: jax.Array, loss_fn: LossFn) -> tuple[TrainState, Metrics]:
-    """One optimizer step on ``batch``; metrics are batch means (with dropout, as Keras reports)."""
+def train_step(state: TrainState, batch: Batch, rng: jax.Array, loss_fn: LossFn,
+               augment: Augment | None = None) -> tuple[TrainState, Metrics]:
+    """One optimizer step on ``batch`` (augmented by ``augment`` if given); metrics are batch
+    means (with dropout, as Keras reports)."""
     mutable = ["batch_stats"] if state.batch_stats else []
+    images = to_float(batch["image"])
+    if augment is not None:
+        augment_rng, rng = jax.random.split(rng)
+        images = augment(augment_rng, images)
 
     def objective(params):
         variables = {**state.variables(), "params": params}
-        (outputs, _), updates = state.apply_fn(variables, to_float(batch["image"]), train=True,
-                                               rngs={"dropout": rng}, mutable=mutable)
+        (outputs, _), updates = state.apply(variables, images, train=True,
+                                            rngs={"dropout": rng}, mutable=mutable)
         metrics = jax.tree.map(jnp.mean, loss_fn(outputs, batch))
         return metrics["loss"], (metrics, updates)
 
@@ -46,7 +56,7 @@ def train_step(state: TrainState, batch: Batch, rng: jax.Array, loss_fn: LossFn)
 
 def eval_step(state: TrainState, batch: Batch, loss_fn: LossFn) -> Metrics:
     """Sums of per-example metrics over the examples whose ``batch["mask"]`` is 1, and their count."""
-    outputs, _ = state.apply_fn(state.variables(), to_float(batch["image"]), train=False)
+    outputs, _ = state.apply(state.variables(), to_float(batch["image"]), train=False)
     mask = batch["mask"]
     sums = {k: jnp.sum(v * mask) for k, v in loss_fn(outputs, batch).items()}
     return {**sums, "count": jnp.sum(mask)}
@@ -64,10 +74,12 @@ def _batches(data: Batch, order: jax.Array, batch_size: int, sharding: NamedShar
 
 
 def train_epoch(state: TrainState, data: Batch, rng: jax.Array, loss_fn: LossFn, batch_size: int,
-                sharding: NamedSharding | None = None) -> tuple[TrainState, Metrics]:
+                sharding: NamedSharding | None = None,
+                augment: Augment | None = None) -> tuple[TrainState, Metrics]:
     """One shuffled pass over on-device ``data`` (last partial batch dropped), one compiled scan.
 
-    Returns the epoch's mean train metrics.  ``sharding`` splits each batch over devices.
+    Returns the epoch's mean train metrics.  ``sharding`` splits each batch over devices;
+    ``augment`` transforms each training batch on the device.
     """
     n = jax.tree.leaves(data)[0].shape[0]
     steps = n // batch_size
@@ -79,7 +91,7 @@ def train_epoch(state: TrainState, data: Batch, rng: jax.Array, loss_fn: LossFn,
 
     def body(state, xs):
         idx, key = xs
-        return train_step(state, take(idx), key, loss_fn)
+        return train_step(state, take(idx), key, loss_fn, augment)
 
     state, metrics = jax.lax.scan(body, state, (order, jax.random.split(step_rng, steps)))
     return state, jax.tree.map(jnp.mean, metrics)

@@ -1,0 +1,80 @@
+"""K models as one: train states stacked on a leading axis, for ``jax.vmap``.
+
+``fit_many`` stacks the states of K models (one per seed or hyper-parameter setting) and
+runs their epochs as one vmapped, compiled function; these are its pieces.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxcv.train.state import TrainState
+
+
+def stack(states: list[TrainState]) -> TrainState:
+    """K states as one, every leaf with a leading axis of K."""
+    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *states)
+
+
+def member(state: TrainState, i: int, stacked: bool = True) -> TrainState:
+    """Model ``i`` of a stacked state (the state itself when not stacked)."""
+    return jax.tree.map(lambda a: a[i], state) if stacked else state
+
+
+def set_member(state: TrainState, i: int, new: TrainState, stacked: bool = True) -> TrainState:
+    """``state`` with model ``i`` replaced by ``new`` (``new`` itself when not stacked)."""
+    return jax.tree.map(lambda a, b: a.at[i].set(b), state, new) if stacked else new
+
+
+def fold_in(rng: jax.Array, data: int) -> jax.Array:
+    """``jax.random.fold_in`` of one key, or of each of a stack of keys."""
+    return jax.random.fold_in(rng, data) if rng.ndim == 0 else jax.vmap(jax.random.fold_in, (0, None))(rng, data)
+
+
+def with_hparams(state: TrainState, values: Mapping[str, float]) -> TrainState:
+    """``state`` with float model fields (``dropout_rate``) or optimizer hyper-parameters
+    (``learning_rate`` ... of an ``optax.inject_hyperparams`` state) set to ``values``."""
+    fields = {f.name for f in dataclasses.fields(state.model)
+              if isinstance(getattr(state.model, f.name), float)}
+    opt_hparams = getattr(state.opt_state, "hyperparams", {})
+    model_values, opt_values = dict(state.hparams), {}
+    for name, value in values.items():
+        if name in fields:
+            model_values[name] = jnp.asarray(value, jnp.float32)
+        elif name in opt_hparams:
+            opt_values[name] = jnp.asarray(value, opt_hparams[name].dtype)
+        else:
+            known = sorted(fields | set(opt_hparams))
+            raise ValueError(f"{name!r} is neither a field of {type(state.model).__name__} nor a "
+                             f"hyper-parameter of the optimizer; choose from {', '.join(known)}")
+    if opt_values:
+        state = state.replace(opt_state=state.opt_state._replace(hyperparams={**opt_hparams, **opt_values}))
+    return state.replace(hparams=model_values)
+
+
+def over_members(fn: Callable[..., tuple[TrainState, Any]], stacked: bool) -> Callable[..., tuple[TrainState, Any]]:
+    """``fn(state, data, rng) -> (state, metrics)`` as ``(state, data, rng, active) -> ...``.
+
+    Stacked: vmapped over the states and keys (``data`` shared), and a model whose
+    ``active`` flag is off keeps its state.  Not stacked: ``fn`` itself, ``active`` unused.
+    """
+    if not stacked:
+        return lambda state, data, rng, active: fn(state, data, rng)
+
+    def many(state, data, rng, active):
+        new, metrics = jax.vmap(fn, in_axes=(0, None, 0))(state, data, rng)
+        keep = lambda n, o: jnp.where(active.reshape(-1, *(1,) * (n.ndim - 1)), n, o)  # noqa: E731
+        return jax.tree.map(keep, new, state), metrics
+
+    return many
+
+
+def split_metrics(metrics: Mapping[str, Any], k: int, prefix: str) -> list[dict[str, float]]:
+    """Host metrics of K models (arrays of K, or scalars when K is 1) as K prefixed records."""
+    flat = {name: np.asarray(v).reshape(k) for name, v in metrics.items()}
+    return [{prefix + name: float(v[i]) for name, v in flat.items()} for i in range(k)]

@@ -1,0 +1,92 @@
+"""``fit_many``: K models vmapped in one compiled function equal the same K ``fit`` runs."""
+
+import math
+
+import jax
+import numpy as np
+import optax
+import pytest
+
+from jaxcv.models import get_model
+from jaxcv.train import fit, fit_many, make_optimizer
+
+KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
+
+
+def _small(data, n):
+    return {k: v[:n] for k, v in data.items()}
+
+
+@pytest.fixture(scope="module")
+def data(shapes_cifar):
+    return _small(shapes_cifar[0], 384), _small(shapes_cifar[1], 128)
+
+
+def _assert_same(a, b, rel=2e-4):
+    assert [r["epoch"] for r in a] == [r["epoch"] for r in b]
+    for ra, rb in zip(a, b):
+        for key in KEYS:
+            assert ra[key] == pytest.approx(rb[key], rel=rel, abs=1e-5), (key, ra, rb)
+
+
+def test_seeds_and_hyperparameters_match_sequential_runs(data):
+    """BatchNorm, dropout (traced rates), per-model data order, learning rates: all as in ``fit``.
+
+    SGD, because Adam's normalised steps amplify the float noise of a vmapped matmul's
+    other summation order into visible differences within two epochs.
+    """
+    train, test = data
+    lrs, rates, seeds = [0.01, 0.03, 0.01], [0.25, 0.1, 0.0], [0, 1, 2]
+    kw = dict(epochs=2, batch_size=64, progress=False)
+    many = fit_many(get_model("cifar_cnn_bn"), train, test, seeds=seeds,
+                    hparams={"learning_rate": lrs, "dropout_rate": rates},
+                    optimizer=make_optimizer("sgd", 0.01, momentum=0.9), **kw)
+    assert len(many) == 3
+    for result, seed, lr, rate in zip(many, seeds, lrs, rates):
+        alone = fit(get_model("cifar_cnn_bn", dropout_rate=rate), train, test, seed=seed,
+                    optimizer=make_optimizer("sgd", lr, momentum=0.9), **kw)
+        _assert_same(result.history, alone.history)
+        np.testing.assert_allclose(jax.tree.leaves(result.state.params)[0],
+                                   jax.tree.leaves(alone.state.params)[0], rtol=1e-3, atol=1e-5)
+    assert many[0].history != many[1].history
+
+
+def test_a_stopped_or_diverged_model_keeps_its_state_while_others_go_on(data):
+    train, _ = data
+    stop_fast_lr = lambda history, state: (  # noqa: E731  stops the lr-0.05 model after epoch 1
+        state, float(state.opt_state.hyperparams["learning_rate"]) == pytest.approx(0.05))
+    kw = dict(seeds=[0, 0, 0], optimizer=make_optimizer("sgd", 0.01), epochs=3, batch_size=64, progress=False)
+    many = fit_many(get_model("cifar_cnn"), train, None, hparams={"learning_rate": [0.01, 0.05, 1e15]},
+                    callbacks=[stop_fast_lr], **kw)
+    assert len(many[0].history) == 3 and len(many[1].history) == 1
+    assert not math.isfinite(many[2].history[-1]["train_loss"]) and len(many[2].history) == 1
+    one_epoch = fit(get_model("cifar_cnn"), train, None, optimizer=make_optimizer("sgd", 0.05), epochs=1,
+                    batch_size=64, progress=False)
+    np.testing.assert_allclose(jax.tree.leaves(many[1].state.params)[0],
+                               jax.tree.leaves(one_epoch.state.params)[0], rtol=1e-4, atol=1e-6)
+
+
+def test_resume_matches_an_uninterrupted_run(data, tmp_path):
+    train, test = data
+    kw = dict(seeds=[3, 4], hparams={"dropout_rate": [0.2, 0.4]}, optimizer=make_optimizer("adam", 1e-3),
+              batch_size=64, progress=False)
+    whole = fit_many(get_model("cifar_cnn"), train, test, epochs=2, **kw)
+    fit_many(get_model("cifar_cnn"), train, test, epochs=1, checkpoint_dir=tmp_path, **kw)
+    resumed = fit_many(get_model("cifar_cnn"), train, test, epochs=2, checkpoint_dir=tmp_path, **kw)
+    for a, b in zip(whole, resumed):
+        _assert_same(a.history, b.history, rel=1e-5)
+
+
+def test_bad_hyperparameters_are_clear_errors(data):
+    train, _ = data
+    kw = dict(optimizer=make_optimizer("adam", 1e-3), epochs=1, batch_size=64, progress=False)
+    with pytest.raises(ValueError, match="choose from .*learning_rate"):
+        fit_many(get_model("cifar_cnn"), train, None, seeds=[0], hparams={"lr": [0.1]}, **kw)
+    with pytest.raises(ValueError, match="2 values for 3 seeds"):
+        fit_many(get_model("cifar_cnn"), train, None, seeds=[0, 1, 2], hparams={"dropout_rate": [0.1, 0.2]}, **kw)
+    with pytest.raises(ValueError, match="at least one seed"):
+        fit_many(get_model("cifar_cnn"), train, None, seeds=[], **kw)
+    scheduled = make_optimizer("adam", optax.cosine_decay_schedule(1e-3, 10))
+    with pytest.raises(ValueError, match="learning_rate"):
+        fit_many(get_model("cifar_cnn"), train, None, seeds=[0], hparams={"learning_rate": [0.1]},
+                 **{**kw, "optimizer": scheduled})
