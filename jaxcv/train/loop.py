@@ -8,7 +8,7 @@ import functools
 import math
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import flax.linen as nn
 import jax
