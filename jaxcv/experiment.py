@@ -1,8 +1,10 @@
 """What every study script shares: its command line, its run folder, its seeds and outputs.
 
 A study writes ``<out>/config.json``, ``<out>/history.json`` (per variant and seed, a list
-of per-epoch records), PNG figures and ``<out>/summary.md``.  Each (variant, seed) run is
-checkpointed under ``<out>/checkpoints``: rerunning an interrupted command resumes it.
+of per-epoch records), PNG figures and ``<out>/summary.md``.  A variant's seeds train
+together, vmapped in one compiled function (``fit_many``), unless ``--sequential-seeds``;
+every run is checkpointed under ``<out>/checkpoints``: rerunning an interrupted command
+resumes it.
 """
 
 from __future__ import annotations
@@ -12,12 +14,12 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, Sequence
 
 from jaxcv import data as jdata
-from jaxcv.train import FitResult, NonFiniteLossError, fit, maybe_initialize_distributed
+from jaxcv.train import FitResult, NonFiniteLossError, fit, fit_many, maybe_initialize_distributed
 
-_RESUMABLE_CHANGES = {"epochs", "seeds", "out", "no_progress"}
+_RESUMABLE_CHANGES = {"epochs", "out", "no_progress"}
 
 
 def positive_int(text: str) -> int:
@@ -57,6 +59,9 @@ def parser(study: str, description: str, *, dataset: str, epochs: int, batch_siz
                    help=f"global batch size, split over all devices (default: {batch_size})")
     p.add_argument("--seeds", type=positive_int, default=seeds,
                    help=f"how many seeds per variant, 0..N-1 (default: {seeds})")
+    p.add_argument("--sequential-seeds", action="store_true",
+                   help="train the seeds one after another (per-model epoch times, 1/K of the "
+                        "memory) instead of vmapped in one compiled call")
     p.add_argument("--train-size", type=positive_int, default=None,
                    help="use only the first N training examples (quick checks)")
     p.add_argument("--data-dir", default=None, help="TFDS data dir holding prepared datasets")
@@ -103,18 +108,36 @@ class Study:
         test = jdata.load_split(a.dataset, "test", a.data_dir)
         return train, test, jdata.num_classes(a.dataset, a.data_dir)
 
-    def run(self, variant: str, make_model: Callable[[], Any], train: jdata.Arrays, val: jdata.Arrays,
+    def run(self, variant: str, make_model: Callable[[], Any], train: jdata.Arrays, val: jdata.Arrays | None,
             **fit_kwargs: Any) -> list[FitResult]:
         """Train ``variant`` once per seed (checkpointed, resumable); record its histories."""
-        results = []
-        for seed in range(self.args.seeds):
-            result = fit(make_model(), train, val, epochs=self.args.epochs, batch_size=self.args.batch_size,
-                         seed=seed, checkpoint_dir=self.out / "checkpoints" / variant / f"seed{seed}",
-                         progress=not self.args.no_progress, desc=f"{variant} seed {seed}", **fit_kwargs)
-            results.append(result)
-            self.histories.setdefault(variant, {})[str(seed)] = result.history
-            self._write_json("history.json", self.histories)
-        return results
+        return self.sweep(variant, make_model, train, val, {}, **fit_kwargs)[variant]
+
+    def sweep(self, name: str, make_model: Callable[[], Any], train: jdata.Arrays, val: jdata.Arrays | None,
+              grid: Mapping[str, Sequence[float]], **fit_kwargs: Any) -> dict[str, list[FitResult]]:
+        """Train every setting of ``grid`` (``{"dropout_rate": [0.2, 0.5]}``: values of model
+        fields or optimizer hyper-parameters, zipped) once per seed, all as one ``fit_many``
+        call; record each setting as the variant ``name[dropout_rate=0.2]``.  An empty grid
+        is the one variant ``name``."""
+        settings = [dict(zip(grid, values)) for values in zip(*grid.values())] if grid else [{}]
+        variants = [f"{name}[{', '.join(f'{k}={v:g}' for k, v in s.items())}]" if s else name for s in settings]
+        seeds = list(range(self.args.seeds))
+        common = dict(epochs=self.args.epochs, batch_size=self.args.batch_size,
+                      progress=not self.args.no_progress, **fit_kwargs)
+        if self.args.sequential_seeds:
+            results = [fit(make_model(), train, val, seed=seed, hparams=setting, desc=f"{variant} seed {seed}",
+                           checkpoint_dir=self.out / "checkpoints" / variant / f"seed{seed}", **common)
+                       for variant, setting in zip(variants, settings) for seed in seeds]
+        else:
+            hparams = {k: [s[k] for s in settings for _ in seeds] for k in grid}
+            results = fit_many(make_model(), train, val, seeds=seeds * len(settings), hparams=hparams,
+                               checkpoint_dir=self.out / "checkpoints" / name, desc=name, **common)
+        out = {}
+        for i, variant in enumerate(variants):
+            out[variant] = results[i * len(seeds):(i + 1) * len(seeds)]
+            self.histories[variant] = {str(seed): r.history for seed, r in zip(seeds, out[variant])}
+        self._write_json("history.json", self.histories)
+        return out
 
     def figure(self, name: str) -> Path:
         return self.out / f"{name}.png"

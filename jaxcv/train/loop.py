@@ -98,8 +98,8 @@ class _StreamedEpochs:
 
 def fit(model: nn.Module, train: Arrays | BatchStream, val: Arrays | None, *,
         optimizer: optax.GradientTransformation, epochs: int, batch_size: int,
-        loss_fn: LossFn = classification, seed: int = 0, augment: Augment | None = None,
-        eval_batch_size: int | None = None, mesh: Mesh | None = None,
+        loss_fn: LossFn = classification, seed: int = 0, hparams: Mapping[str, float] | None = None,
+        augment: Augment | None = None, eval_batch_size: int | None = None, mesh: Mesh | None = None,
         callbacks: Sequence[Callback] = (), checkpoint_dir: str | Path | None = None,
         progress: bool = True, desc: str = "fit") -> FitResult:
     """Train ``model`` on ``train`` for ``epochs``, data-parallel over ``mesh`` (default: all devices).
@@ -110,9 +110,11 @@ def fit(model: nn.Module, train: Arrays | BatchStream, val: Arrays | None, *,
     exactly after every epoch.  With ``checkpoint_dir`` every epoch is saved and a rerun
     resumes from the newest checkpoint.  Returns the state and a history of one record per
     epoch; compile time is kept out of every ``epoch_seconds``.  A non-finite training loss
-    raises ``NonFiniteLossError``.
+    raises ``NonFiniteLossError``.  ``hparams`` sets model fields or optimizer
+    hyper-parameters as ``fit_many`` does.
     """
-    return _fit(model, train, val, [seed], {}, False, optimizer=optimizer, epochs=epochs,
+    hparams = {name: [value] for name, value in (hparams or {}).items()}
+    return _fit(model, train, val, [seed], hparams, False, optimizer=optimizer, epochs=epochs,
                 batch_size=batch_size, loss_fn=loss_fn, augment=augment, eval_batch_size=eval_batch_size,
                 mesh=mesh, callbacks=callbacks, checkpoint_dir=checkpoint_dir, progress=progress,
                 desc=desc)[0]
@@ -212,7 +214,7 @@ def _fit(model: nn.Module, train: Arrays | BatchStream, val: Arrays | None, seed
                 val_records = members.split_metrics(jax.device_get(eval_fn(state, val_data)), k, "val_")
                 eval_seconds = time.perf_counter() - start
             for i in (i for i in range(k) if active[i]):
-                record = {"epoch": epoch + 1, **records[i], "epoch_seconds": seconds}
+                record = {"epoch": epoch + 1, **records[i], "epoch_seconds": seconds, "models": k}
                 if val is not None:
                     record.update({**val_records[i], "eval_seconds": eval_seconds})
                 member = members.member(state, i, stacked)
