@@ -1,7 +1,9 @@
-"""Datasets: TFDS pipelines, the embedded generated sets, and image conversion."""
+"""Datasets: TFDS pipelines, the embedded generated sets, and on-device augmentation."""
+
+from jaxcv.data.augment import Augment
 
 from jaxcv.data.pipeline import (CATALOGUED, EMBEDDED, Arrays, DataUnavailableError,
                                  load_split, num_classes, prepared_builder, stream)
 
-__all__ = ["CATALOGUED", "EMBEDDED", "Arrays", "DataUnavailableError", "load_split",
+__all__ = ["Augment", "CATALOGUED", "EMBEDDED", "Arrays", "DataUnavailableError", "load_split",
            "num_classes", "prepared_builder", "stream"]
