@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxcv.models import get_model, list_models, param_table
+from jaxcv.models import count_params, get_model, list_models, param_table
 from jaxcv.models.layers import Conv, Dropout, max_pool
 from jaxcv.viz import param_table_markdown
 
@@ -18,10 +18,31 @@ def _init(name, shape, **kw):
     ("mnist_cnn", (28, 28, 1), 263_418),        # seed 000's table
     ("keras_mnist_cnn", (28, 28, 1), 600_810),  # seed 001
     ("cifar_cnn", (32, 32, 3), 1_250_858),      # Keras cifar10_cnn
+    ("lenet", (32, 32, 3), 390_410),            # seed 003 says 390,400: it drops fc2's 10 biases
+    ("lenet_model2", (32, 32, 3), 390_986),     # LeNet + BatchNorm
 ])
 def test_parameter_counts(name, shape, count):
     _, variables = _init(name, shape)
     assert sum(r.params for r in param_table(variables["params"])) == count
+    assert count_params(variables["params"]) == count
+
+
+@pytest.mark.parametrize("fields,count", [  # seed 001's architecture study, exactly its counts
+    (dict(conv_features=(32,)), 693_962),
+    (dict(conv_features=(32,) * 5), 370_506),
+    (dict(conv_features=(32, 32), dense_features=(1024, 128)), 4_861_674),  # "4.9M"
+])
+def test_seed_001_architecture_counts(fields, count):
+    _, variables = _init("mnist_cnn", (28, 28, 1), **fields)
+    assert count_params(variables["params"]) == count
+
+
+def test_lenet_models_train_mode():
+    model, variables = _init("lenet_model1", (32, 32, 3))
+    assert {"bn1", "bn2", "bn3", "bn_fc2"} <= set(variables["batch_stats"])
+    (logits, feats), _ = model.apply(variables, jnp.ones((2, 32, 32, 3)), train=True,
+                                     rngs={"dropout": jax.random.key(1)}, mutable=["batch_stats"])
+    assert logits.shape == (2, 10) and feats["conv5"].shape == (2, 8, 8, 512)
 
 
 def test_seed_000_parameter_table():
@@ -93,3 +114,11 @@ def test_dropout_matches_flax_and_vmaps_over_rates():
     assert set(np.unique(out[1])) == {0.0, 2.0}
     np.testing.assert_array_equal(out[2], jnp.zeros_like(x))
     np.testing.assert_array_equal(Dropout(0.5, deterministic=True).apply({}, x), x)
+
+
+def test_dropout_broadcast_dims_drops_whole_channels():
+    x = jnp.ones((4, 6, 6, 32))
+    y = Dropout(0.5, broadcast_dims=(1, 2)).apply({}, x, rngs={"dropout": jax.random.key(0)})
+    per_channel = y.reshape(4, 36, 32)
+    assert bool(jnp.all(per_channel == per_channel[:, :1]))  # a channel is kept or dropped whole
+    assert set(np.unique(np.asarray(y)).tolist()) == {0.0, 2.0}

@@ -5,7 +5,7 @@ import optax
 import pytest
 
 from jaxcv.models import get_model
-from jaxcv.train import (OPTIMIZERS, EarlyStopping, NonFiniteLossError, ReduceLROnPlateau,
+from jaxcv.train import (OPTIMIZERS, EarlyStopping, evaluate_arrays, NonFiniteLossError, ReduceLROnPlateau,
                          classification, create_state, evaluate, fit, make_optimizer, make_schedule,
                          pad_to_batches, reconstruction, regression)
 
@@ -62,6 +62,9 @@ def test_evaluate_is_exact_with_padding(shapes_cifar):
     direct = classification(logits, data)
     assert float(metrics["loss"]) == pytest.approx(float(direct["loss"].mean()), rel=1e-5)
     assert float(metrics["accuracy"]) == pytest.approx(float(direct["accuracy"].mean()))
+    scores = evaluate_arrays(state, data, batch_size=48)  # pads, puts on the mesh, jits itself
+    assert scores["loss"] == pytest.approx(float(direct["loss"].mean()), rel=1e-5)
+    assert scores["accuracy"] == pytest.approx(float(direct["accuracy"].mean()))
 
 
 def test_learns_shapes_cifar(shapes_cifar):

@@ -8,13 +8,17 @@ from typing import Any, Callable
 import flax.linen as nn
 
 from jaxcv.models.cnn import CifarCNN, MnistCNN
-from jaxcv.models.summary import ParamRow, param_table
+from jaxcv.models.lenet import LeNet, LeNetModel1, LeNetModel2
+from jaxcv.models.summary import ParamRow, count_params, param_table
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "mnist_cnn": MnistCNN,
     "keras_mnist_cnn": functools.partial(MnistCNN, conv_features=(32, 32)),
     "cifar_cnn": CifarCNN,
     "cifar_cnn_bn": functools.partial(CifarCNN, batchnorm=True),
+    "lenet": LeNet,
+    "lenet_model1": LeNetModel1,
+    "lenet_model2": LeNetModel2,
 }
 
 
@@ -32,5 +36,5 @@ def get_model(name: str, **overrides: Any) -> nn.Module:
     return factory(**overrides)
 
 
-__all__ = ["get_model", "list_models", "param_table", "ParamRow",
-           "MnistCNN", "CifarCNN"]
+__all__ = ["get_model", "list_models", "count_params", "param_table", "ParamRow",
+           "MnistCNN", "CifarCNN", "LeNet", "LeNetModel1", "LeNetModel2"]

@@ -21,12 +21,13 @@ class MnistCNN(nn.Module):
     """3x3 valid convs, one max-pool, dense 128, dense 10, dropout 0.25 / 0.5.
 
     Seed 000's net is convs 32, 32, 16 (263,418 params); with convs 32, 32 it is seed
-    001's Keras ``mnist_cnn`` example (600,810 params).
+    001's Keras ``mnist_cnn`` example (600,810 params).  ``dense_features`` lists the
+    hidden dense layers (``fc1``, ``fc2`` ...), each followed by dropout 2 × ``dropout_rate``.
     """
 
     num_classes: int = 10
     conv_features: Sequence[int] = (32, 32, 16)
-    dense_features: int = 128
+    dense_features: Sequence[int] = (128,)
     dropout_rate: float | jax.Array = 0.25
     impl: ConvImpl = "auto"
 
@@ -38,9 +39,10 @@ class MnistCNN(nn.Module):
         x = feats["pool1"] = max_pool(x)
         x = Dropout(self.dropout_rate, deterministic=not train)(x)
         x = x.reshape(x.shape[0], -1)
-        x = feats["fc1"] = nn.relu(nn.Dense(self.dense_features, name="fc1")(x))
-        x = Dropout(2 * self.dropout_rate, deterministic=not train)(x)
-        logits = nn.Dense(self.num_classes, name="fc2")(x)
+        for i, f in enumerate(self.dense_features, start=1):
+            x = feats[f"fc{i}"] = nn.relu(nn.Dense(f, name=f"fc{i}")(x))
+            x = Dropout(2 * self.dropout_rate, deterministic=not train)(x)
+        logits = nn.Dense(self.num_classes, name=f"fc{len(self.dense_features) + 1}")(x)
         return logits, feats
 
 

@@ -10,7 +10,7 @@ exactly the parameters of ``flax.linen.Conv`` (``kernel`` of shape
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Sequence
 
 import flax.linen as nn
 import jax
@@ -84,18 +84,21 @@ class Dropout(nn.Module):
 
     ``flax.linen.Dropout`` branches on ``rate`` in Python, so it cannot be vmapped over
     rates; this one can, which lets K models with different dropout train in one call.
-    It draws its mask exactly as ``flax.linen.Dropout`` does (``dropout`` rng stream).
+    It draws its mask exactly as ``flax.linen.Dropout`` does (``dropout`` rng stream);
+    ``broadcast_dims=(1, 2)`` drops whole channels of NHWC maps (PyTorch's ``Dropout2d``).
     """
 
     rate: float | jax.Array
     deterministic: bool = False
+    broadcast_dims: Sequence[int] = ()
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         if self.deterministic or (isinstance(self.rate, (int, float)) and self.rate == 0):
             return x
         keep = 1.0 - jnp.asarray(self.rate, jnp.float32)
-        mask = jax.random.bernoulli(self.make_rng("dropout"), keep, x.shape)
+        shape = tuple(1 if i in self.broadcast_dims else d for i, d in enumerate(x.shape))
+        mask = jnp.broadcast_to(jax.random.bernoulli(self.make_rng("dropout"), keep, shape), x.shape)
         # max() keeps rate 1 finite (everything dropped) instead of 0/0.
         return jax.lax.select(mask, x / jnp.maximum(keep, 1e-12).astype(x.dtype), jnp.zeros_like(x))
 

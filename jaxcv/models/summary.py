@@ -22,3 +22,8 @@ def param_table(params: Any) -> list[ParamRow]:
         count = sum(int(np.prod(x.shape)) for x in leaves)
         rows.append(ParamRow(layer, count, sum(int(np.prod(x.shape)) * x.dtype.itemsize for x in leaves)))
     return rows
+
+
+def count_params(params: Any) -> int:
+    """Total number of parameters in a params tree."""
+    return sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(params))

@@ -245,6 +245,18 @@ def _fit(model: nn.Module, train: Arrays | BatchStream, val: Arrays | None, seed
     return [FitResult(members.member(state, i, stacked), histories[i], compile_seconds) for i in range(k)]
 
 
+def evaluate_arrays(state: TrainState, data: Arrays, *, loss_fn: LossFn = classification,
+                    batch_size: int = 256, mesh: Mesh | None = None) -> dict[str, float]:
+    """Exact mean metrics (``loss``, ``accuracy`` ...) of one trained model on ``data``, e.g. a
+    test split kept apart from the validation set ``fit`` watched."""
+    mesh = parallel.data_mesh() if mesh is None else mesh
+    batch_size = -(-batch_size // mesh.size) * mesh.size
+    padded = parallel.put_replicated(pad_to_batches(data, batch_size), mesh)
+    fn = jax.jit(functools.partial(evaluate, loss_fn=loss_fn, batch_size=batch_size,
+                                   sharding=parallel.batch_sharded(mesh)))
+    return {k: float(v) for k, v in jax.device_get(fn(parallel.put_replicated(state, mesh), padded)).items()}
+
+
 def _progress(histories: list[History], epoch: int) -> dict[str, str]:
     """The progress bar's numbers: this epoch's losses and accuracies, averaged over models."""
     records = [h[-1] for h in histories if h and h[-1]["epoch"] == epoch]
