@@ -118,12 +118,13 @@ class Study:
         """Train every setting of ``grid`` (``{"dropout_rate": [0.2, 0.5]}``: values of model
         fields or optimizer hyper-parameters, zipped) once per seed, all as one ``fit_many``
         call; record each setting as the variant ``name[dropout_rate=0.2]``.  An empty grid
-        is the one variant ``name``."""
+        is the one variant ``name``.  ``fit_kwargs`` go to ``fit_many`` and may override
+        ``epochs`` and ``batch_size``."""
         settings = [dict(zip(grid, values)) for values in zip(*grid.values())] if grid else [{}]
         variants = [f"{name}[{', '.join(f'{k}={v:g}' for k, v in s.items())}]" if s else name for s in settings]
         seeds = list(range(self.args.seeds))
-        common = dict(epochs=self.args.epochs, batch_size=self.args.batch_size,
-                      progress=not self.args.no_progress, **fit_kwargs)
+        common = {"epochs": self.args.epochs, "batch_size": self.args.batch_size,
+                  "progress": not self.args.no_progress, **fit_kwargs}
         if self.args.sequential_seeds:
             results = [fit(make_model(), train, val, seed=seed, hparams=setting, desc=f"{variant} seed {seed}",
                            checkpoint_dir=self.out / "checkpoints" / variant / f"seed{seed}", **common)

@@ -52,6 +52,29 @@ def plot_runs(runs: Mapping[str, Sequence[Records]], path: str | Path, title: st
     return path
 
 
+def plot_lines(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], path: str | Path, *,
+               xlabel: str, ylabel: str, title: str = "", logx: bool = False) -> Path:
+    """One panel of named ``(x, y)`` lines with markers (a quantity against epochs, batch
+    sizes or trials)."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, (x, y) in series.items():
+        ax.plot(x, y, "o-", markersize=3, label=name)
+    if logx:
+        ax.set_xscale("log", base=2)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    if len(series) > 1:
+        ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def plot_history(records: Records, path: str | Path, title: str = "") -> Path:
     """Train and validation curves of a single run."""
     return plot_runs({"run": [records]}, path, title)

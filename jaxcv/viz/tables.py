@@ -6,6 +6,7 @@ import statistics
 from typing import Sequence
 
 from jaxcv.models.summary import ParamRow
+from jaxcv.train import FitResult
 
 
 def mean_std(values: Sequence[float], fmt: str = ".3f") -> str:
@@ -36,3 +37,23 @@ def param_table_markdown(rows: Sequence[ParamRow]) -> str:
     total = ParamRow("**total**", sum(r.params for r in rows), sum(r.bytes for r in rows))
     return markdown_table(["layer", "parameters", "memory"],
                           [(r.layer, f"{r.params:,}", human_bytes(r.bytes)) for r in (*rows, total)])
+
+
+FIT_COLUMNS = ("final val acc", "best val acc", "train − val acc", "s / epoch / model", "compile s")
+
+
+def epoch_seconds(results: Sequence[FitResult]) -> float:
+    """Median seconds per epoch per model over ``results`` (vmapped seeds share an epoch: its
+    time over their number)."""
+    return statistics.median(e["epoch_seconds"] / e.get("models", 1) for r in results for e in r.history)
+
+
+def fit_row(results: Sequence[FitResult]) -> list[str]:
+    """One variant's runs over seeds as the cells of ``FIT_COLUMNS``: final and best validation
+    accuracy and the final train − validation gap (mean ± std), ``epoch_seconds`` and the mean
+    compile time."""
+    final = [r.history[-1] for r in results]
+    return [mean_std([e["val_accuracy"] for e in final]),
+            mean_std([max(e["val_accuracy"] for e in r.history) for r in results]),
+            mean_std([e["train_accuracy"] - e["val_accuracy"] for e in final]),
+            f"{epoch_seconds(results):.2f}", f"{statistics.fmean(r.compile_seconds for r in results):.1f}"]
