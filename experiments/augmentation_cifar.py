@@ -25,7 +25,7 @@ from jaxcv import experiment
 from jaxcv.data import Augment
 from jaxcv.models import get_model
 from jaxcv.train import OPTIMIZERS, FitResult, make_optimizer
-from jaxcv.viz import image_grid, markdown_table, mean_std, plot_runs
+from jaxcv.viz import FIT_COLUMNS, epoch_seconds, fit_row, image_grid, markdown_table, plot_runs
 
 STUDY = "augmentation_cifar"
 COMPARE = {"none": Augment(), "keras_cifar10_cnn": Augment(width_shift=0.1, height_shift=0.1, horizontal_flip=True)}
@@ -53,18 +53,6 @@ def transforms_arg(text: str) -> list[str]:
     if unknown or not names:
         raise argparse.ArgumentTypeError(f"choose from {', '.join(GRID)}; got {text!r}")
     return names
-
-
-def row(results: list[FitResult]) -> list[str]:
-    """Final and best test accuracy, train − test gap, median s / epoch, compile s."""
-    final = [r.history[-1]["val_accuracy"] for r in results]
-    gap = [r.history[-1]["train_accuracy"] - r.history[-1]["val_accuracy"] for r in results]
-    return [mean_std(final), mean_std([max(e["val_accuracy"] for e in r.history) for r in results]),
-            mean_std(gap), f"{statistics.median(e['epoch_seconds'] for r in results for e in r.history):.2f}",
-            f"{statistics.fmean(r.compile_seconds for r in results):.1f}"]
-
-
-COLUMNS = ["final test acc", "best test acc", "train − test acc", "s / epoch (median)", "compile s"]
 
 
 def examples_figure(study: experiment.Study, images: np.ndarray, settings: dict[str, Augment], draws: int = 5) -> None:
@@ -104,8 +92,8 @@ def run() -> None:
         results = train_all(study, COMPARE)
         plot_runs({v: [r.history for r in rs] for v, rs in results.items()}, study.figure("curves"),
                   title=f"cifar_cnn on {args.dataset}: with and without augmentation")
-        table = markdown_table(["variant", *COLUMNS], [[v, *row(rs)] for v, rs in results.items()])
-        cost = [statistics.median(e["epoch_seconds"] for r in rs for e in r.history) for rs in results.values()]
+        table = markdown_table(["variant", *FIT_COLUMNS], [[v, *fit_row(rs)] for v, rs in results.items()])
+        cost = [epoch_seconds(rs) for rs in results.values()]
         summary.append(f"## With and without augmentation (seeds 000, 001)\n\n`keras_cifar10_cnn`: width and height "
                        f"shift 10 %, horizontal flip. {args.seeds} seed(s), mean ± std.\n\n{table}\n\nAugmenting "
                        f"on the device changes the median epoch time by {100 * (cost[1] / cost[0] - 1):+.1f} %.\n\n"
@@ -115,8 +103,8 @@ def run() -> None:
                                                                    "out": study.out / "grid"}))
         results = train_all(grid_study, grid_cells(args.grid_transforms))
         ranked = sorted(results.items(), key=lambda kv: -statistics.fmean(r.history[-1]["val_accuracy"] for r in kv[1]))
-        table = markdown_table(["rank", *args.grid_transforms, *COLUMNS], [
-            [i, *("✓" if t in switched_on(name) else "" for t in args.grid_transforms), *row(rs)]
+        table = markdown_table(["rank", *args.grid_transforms, *FIT_COLUMNS], [
+            [i, *("✓" if t in switched_on(name) else "" for t in args.grid_transforms), *fit_row(rs)]
             for i, (name, rs) in enumerate(ranked, 1)])
         accuracy = {name: statistics.fmean(r.history[-1]["val_accuracy"] for r in rs) for name, rs in results.items()}
         effects = markdown_table(["transform", "mean test acc with", "without", "difference"], [

@@ -11,7 +11,7 @@ import statistics
 from jaxcv import experiment
 from jaxcv.models import get_model
 from jaxcv.train import OPTIMIZERS, make_optimizer
-from jaxcv.viz import markdown_table, mean_std, plot_runs
+from jaxcv.viz import epoch_seconds, markdown_table, mean_std, plot_runs
 
 STUDY = "batchnorm_cifar"
 VARIANTS = {"without_bn": False, "with_bn": True}
@@ -49,11 +49,11 @@ def run() -> None:
         rows.append((
             variant, mean_std(finals[variant]),
             f"{statistics.fmean(hit):.1f} ({len(hit)}/{len(reached)} seeds)" if hit else "not reached",
-            f"{statistics.median(r['epoch_seconds'] for h in histories for r in h):.2f}",
+            f"{epoch_seconds(results[variant]):.2f}",
             f"{statistics.fmean(r.compile_seconds for r in results[variant]):.1f}",
         ))
     table = markdown_table(["variant", "final test accuracy", f"epochs to {target:.3f}",
-                            "s / epoch (median)", "compile s"], rows)
+                            "s / epoch / model", "compile s"], rows)
     study.write_summary(f"# BatchNorm on {args.dataset}\n\n`cifar_cnn`, {args.optimizer} lr {args.lr}, "
                         f"batch {args.batch_size}, {args.epochs} epochs, {args.seeds} seed(s) "
                         f"(mean ± std).\n\n{table}\n\n![curves](curves.png)\n")
