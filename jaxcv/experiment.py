@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+import jax
+
 from jaxcv import data as jdata
 from jaxcv.train import FitResult, NonFiniteLossError, fit, fit_many, maybe_initialize_distributed
 
@@ -149,8 +151,17 @@ class Study:
         return path
 
 
+def enable_compilation_cache() -> None:
+    """Keep compiled programs on disk, so that a rerun (a resumed or extended study) skips
+    compiling: in ``$JAX_COMPILATION_CACHE_DIR`` if set, else ``~/.cache/jaxcv/xla``
+    (``JAX_ENABLE_COMPILATION_CACHE=false`` turns it off)."""
+    if not jax.config.jax_compilation_cache_dir:
+        jax.config.update("jax_compilation_cache_dir", str(Path.home() / ".cache" / "jaxcv" / "xla"))
+
+
 def main(run: Callable[[], None]) -> None:
     """Run a study's ``run()``, turning expected failures into one clear line and exit code 2."""
+    enable_compilation_cache()
     maybe_initialize_distributed()
     try:
         run()

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import gzip
+import os
 import struct
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 MNIST_T10K = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist-t10k"
+
+
+def pytest_configure(config):
+    """One fresh on-disk XLA cache per session, inherited by the scripts the tests run: a
+    program compiles once per session however many processes need it."""
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="jaxcv-xla-"))
 
 
 @pytest.fixture(scope="session")
