@@ -39,6 +39,11 @@ def _splits(name: str, data_dir: str):
 
 
 @pytest.fixture(scope="session")
+def shapes_easy(data_dir):
+    return _splits("shapes/easy", data_dir)
+
+
+@pytest.fixture(scope="session")
 def shapes_hard(data_dir):
     return _splits("shapes/hard", data_dir)
 

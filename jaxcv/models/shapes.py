@@ -19,7 +19,7 @@ Features = dict[str, jax.Array]
 
 
 def _batchnorm(train: bool, name: str) -> nn.BatchNorm:
-    return nn.BatchNorm(use_running_average=not train, momentum=0.9, name=name)
+    return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-3, name=name)  # Keras' epsilon
 
 
 class ShapesLinear(nn.Module):
