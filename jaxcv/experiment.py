@@ -101,14 +101,15 @@ class Study:
         path.write_text(json.dumps(obj, indent=1))
         return path
 
-    def load_data(self) -> tuple[jdata.Arrays, jdata.Arrays, int]:
-        """The dataset's train split, test split and class count."""
+    def load_data(self, dataset: str | None = None) -> tuple[jdata.Arrays, jdata.Arrays, int]:
+        """The train split, test split and class count of ``dataset`` (default: ``--dataset``)."""
         a = self.args
-        train = jdata.load_split(a.dataset, "train", a.data_dir)
+        dataset = dataset or a.dataset
+        train = jdata.load_split(dataset, "train", a.data_dir)
         if a.train_size is not None:
             train = {k: v[: a.train_size] for k, v in train.items()}
-        test = jdata.load_split(a.dataset, "test", a.data_dir)
-        return train, test, jdata.num_classes(a.dataset, a.data_dir)
+        test = jdata.load_split(dataset, "test", a.data_dir)
+        return train, test, jdata.num_classes(dataset, a.data_dir)
 
     def run(self, variant: str, make_model: Callable[[], Any], train: jdata.Arrays, val: jdata.Arrays | None,
             **fit_kwargs: Any) -> list[FitResult]:

@@ -32,6 +32,32 @@ def shapes_cifar(data_dir):
     return load_split("shapes/cifar", "train", data_dir), load_split("shapes/cifar", "test", data_dir)
 
 
+def _splits(name: str, data_dir: str):
+    from jaxcv.data import load_split
+
+    return load_split(name, "train", data_dir), load_split(name, "test", data_dir)
+
+
+@pytest.fixture(scope="session")
+def shapes_easy(data_dir):
+    return _splits("shapes/easy", data_dir)
+
+
+@pytest.fixture(scope="session")
+def shapes_hard(data_dir):
+    return _splits("shapes/hard", data_dir)
+
+
+@pytest.fixture(scope="session")
+def shapes_triangles(data_dir):
+    return _splits("shapes/triangles", data_dir)
+
+
+@pytest.fixture(scope="session")
+def shapes_denoise(data_dir):
+    return _splits("shapes/denoise", data_dir)
+
+
 def _read_idx(path: Path) -> np.ndarray:
     with gzip.open(path, "rb") as f:
         raw = f.read()

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from jaxcv.models import count_params, get_model, list_models, param_table
-from jaxcv.models.layers import Conv, Dropout, max_pool
+from jaxcv.models.layers import Conv, Dropout, max_pool, upsample
 from jaxcv.viz import param_table_markdown
 
 
@@ -20,6 +20,14 @@ def _init(name, shape, **kw):
     ("cifar_cnn", (32, 32, 3), 1_250_858),      # Keras cifar10_cnn
     ("lenet", (32, 32, 3), 390_410),            # seed 003 says 390,400: it drops fc2's 10 biases
     ("lenet_model2", (32, 32, 3), 390_986),     # LeNet + BatchNorm
+    # seed 004, 72x72 grey
+    ("shapes_linear", (72, 72, 1), 72 * 72 * 3 + 3),  # the seed's 15,555
+    ("shapes_shallow_cnn", (72, 72, 1), (5 * 5 * 16 + 16) + 34 * 34 * 16 * 3 + 3),  # 68x68 conv, pooled
+    ("shapes_deep_cnn", (72, 72, 1),
+     (5 * 5 * 16 + 16) + (5 * 5 * 16 * 16 + 16) + 2 * 16 + (16 * 16 + 16) + (16 * 3 + 3)),
+    ("vertex_regressor", (72, 72, 1),  # bias-free convs + BatchNorm, 72 -> 4 after four pools
+     9 * 16 + 32 + 9 * 16 * 32 + 64 + 9 * 32 * 64 + 128 + 9 * 64 * 64 + 128 + (4 * 4 * 64 * 128 + 128) + (128 * 6 + 6)),
+    ("hourglass", (72, 72, 1), (9 * 32 + 32) + 5 * (9 * 32 * 32 + 32) + 2 * 32 + (9 * 32 + 1)),
 ])
 def test_parameter_counts(name, shape, count):
     _, variables = _init(name, shape)
@@ -122,3 +130,23 @@ def test_dropout_broadcast_dims_drops_whole_channels():
     per_channel = y.reshape(4, 36, 32)
     assert bool(jnp.all(per_channel == per_channel[:, :1]))  # a channel is kept or dropped whole
     assert set(np.unique(np.asarray(y)).tolist()) == {0.0, 2.0}
+
+
+def test_upsample_is_nearest_neighbour():
+    x = jnp.arange(2 * 2 * 3 * 2, dtype=jnp.float32).reshape(2, 2, 3, 2)
+    y = upsample(x)
+    assert y.shape == (2, 4, 6, 2)
+    np.testing.assert_array_equal(y, jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2))
+    np.testing.assert_array_equal(jax.grad(lambda x: upsample(x, 3).sum())(x), jnp.full(x.shape, 9.0))
+
+
+def test_shapes_models_outputs():
+    x = jnp.ones((2, 72, 72, 1))
+    for name, shape in (("shapes_deep_cnn", (2, 3)), ("vertex_regressor", (2, 6)), ("hourglass", (2, 72, 72, 1))):
+        model, variables = _init(name, (72, 72, 1))
+        (out, feats), _ = model.apply(variables, x, train=True, rngs={"dropout": jax.random.key(1)},
+                                      mutable=["batch_stats"])
+        assert out.shape == shape, name
+    assert feats["code"].shape == (2, 9, 9, 32)  # the hourglass's bottleneck
+    model, variables = _init("shapes_linear", (72, 72, 1))
+    assert variables["params"]["fc1"]["kernel"].shape == (72 * 72, 3)  # one 72x72 template per class

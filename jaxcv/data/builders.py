@@ -11,7 +11,10 @@ import dataclasses
 import numpy as np
 import tensorflow_datasets as tfds
 
-from jaxcv.data.shapes import CIFAR_SHAPES, CLASSIC_SHAPES, render_cifar, render_classic
+from jaxcv.data.shapes import (CIFAR_SHAPES, CLASSIC_SHAPES, classic_ink, ink_image, render_cifar,
+                               render_classic, render_triangle)
+
+TASKS = ("classify", "vertices", "denoise")
 
 
 @dataclasses.dataclass
@@ -23,13 +26,18 @@ class ShapesConfig(tfds.core.BuilderConfig):
     noise: float = 0.0
     train_size: int = 3000
     test_size: int = 600
+    task: str = "classify"
+    """``classify``: image + label; ``vertices``: + the triangle's ``vertices``; ``denoise``:
+    a noisy ``image`` + its ``clean`` twin."""
 
 
 class Shapes(tfds.core.GeneratorBasedBuilder):
-    """Generated shapes of seed 004 (72x72 grey) and a CIFAR-shaped colour variant."""
+    """Generated shapes of seed 004 (72x72 grey: classification, vertex regression, denoising)
+    and a CIFAR-shaped colour variant."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "First release."}
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {"1.0.0": "First release.",
+                     "1.1.0": "shapes/triangles (vertex regression) and shapes/denoise (noisy/clean pairs)."}
     BUILDER_CONFIGS = [
         ShapesConfig(name="easy", description="Centred upright square/circle/triangle, 72x72."),
         ShapesConfig(name="hard", free=True, noise=0.3,
@@ -37,15 +45,26 @@ class Shapes(tfds.core.GeneratorBasedBuilder):
         ShapesConfig(name="cifar", image_size=32, channels=3, classes=CIFAR_SHAPES,
                      train_size=5000, test_size=1000,
                      description="Ten shape classes in colour on cluttered backgrounds, 32x32x3."),
+        ShapesConfig(name="triangles", classes=("triangle",), noise=0.3, task="vertices",
+                     description="Random noisy triangles and their vertices (x0, y0, x1, y1, x2, y2) "
+                                 "in [0, 1], in drawing order, 72x72."),
+        ShapesConfig(name="denoise", free=True, noise=0.5, task="denoise", train_size=2000, test_size=400,
+                     description="Moved and rotated square/circle/triangle, noisy image and clean "
+                                 "target, 72x72."),
     ]
 
     def _info(self) -> tfds.core.DatasetInfo:
         cfg = self.builder_config
+        if cfg.task not in TASKS:
+            raise ValueError(f"shapes task must be one of {', '.join(TASKS)}, got {cfg.task!r}")
+        image = tfds.features.Image(shape=(cfg.image_size, cfg.image_size, cfg.channels))
+        features = {"image": image, "label": tfds.features.ClassLabel(names=list(cfg.classes))}
+        if cfg.task == "vertices":
+            features["vertices"] = tfds.features.Tensor(shape=(6,), dtype=np.float32)
+        elif cfg.task == "denoise":
+            features["clean"] = image
         return self.dataset_info_from_configs(
-            features=tfds.features.FeaturesDict({
-                "image": tfds.features.Image(shape=(cfg.image_size, cfg.image_size, cfg.channels)),
-                "label": tfds.features.ClassLabel(names=list(cfg.classes)),
-            }),
+            features=tfds.features.FeaturesDict(features),
             supervised_keys=("image", "label"),
         )
 
@@ -61,8 +80,15 @@ class Shapes(tfds.core.GeneratorBasedBuilder):
         rng = np.random.default_rng([seed, len(cfg.classes), cfg.image_size])
         labels = rng.integers(0, len(cfg.classes), size=count)
         for i, label in enumerate(labels):
-            if cfg.channels == 3:
-                image = render_cifar(rng, int(label), cfg.image_size)
+            if cfg.task == "vertices":
+                image, vertices = render_triangle(rng, cfg.image_size, cfg.noise)
+                yield i, {"image": image[..., None], "label": 0, "vertices": vertices}
+            elif cfg.task == "denoise":
+                ink = classic_ink(rng, int(label), cfg.image_size, cfg.free)
+                yield i, {"image": ink_image(ink, rng, cfg.noise)[..., None], "label": int(label),
+                          "clean": ink_image(ink, rng)[..., None]}
+            elif cfg.channels == 3:
+                yield i, {"image": render_cifar(rng, int(label), cfg.image_size), "label": int(label)}
             else:
-                image = render_classic(rng, int(label), cfg.image_size, cfg.free, cfg.noise)[..., None]
-            yield i, {"image": image, "label": int(label)}
+                image = render_classic(rng, int(label), cfg.image_size, cfg.free, cfg.noise)
+                yield i, {"image": image[..., None], "label": int(label)}

@@ -77,25 +77,30 @@ def prepared_builder(name: str, data_dir: str | None = None) -> tfds.core.Datase
 
 
 def load_split(name: str, split: str, data_dir: str | None = None) -> Arrays:
-    """A whole split in memory: ``image`` uint8 ``(N, H, W, C)``, ``label`` int32 ``(N,)``."""
+    """A whole split in memory: ``image`` uint8 ``(N, H, W, C)``, ``label`` int32 ``(N,)``, and
+    every other numeric feature of the dataset (``vertices``, ``clean`` ...) under its own name
+    (text features such as CIFAR-10's ``id`` are left out: they cannot live on a device)."""
     ds = prepared_builder(name, data_dir).as_dataset(split=split).batch(8192)
     chunks = list(tfds.as_numpy(ds))
     if not chunks:
         raise DataUnavailableError(f"split {split!r} of dataset {name!r} is empty")
-    return {"image": np.concatenate([c["image"] for c in chunks]).astype(np.uint8, copy=False),
-            "label": np.concatenate([c["label"] for c in chunks]).astype(np.int32)}
+    out = {key: np.concatenate([c[key] for c in chunks]) for key in chunks[0]
+           if np.asarray(chunks[0][key]).dtype.kind in "biuf"}
+    out["image"] = out["image"].astype(np.uint8, copy=False)
+    out["label"] = out["label"].astype(np.int32)
+    return out
 
 
 def stream(name: str, split: str, batch_size: int, data_dir: str | None = None,
            shuffle_seed: int | None = None) -> Iterator[Arrays]:
-    """Batches of a split through ``tf.data``, for datasets too big for device memory.
-
-    Full batches only; shuffled with ``shuffle_seed`` when one is given.
+    """Batches of a split (every feature, as ``load_split``) through ``tf.data``, for datasets
+    too big for device memory.  Full batches only; shuffled with ``shuffle_seed`` when one is given.
     """
     ds = prepared_builder(name, data_dir).as_dataset(split=split)
     if shuffle_seed is not None:
         ds = ds.shuffle(10_000, seed=shuffle_seed, reshuffle_each_iteration=True)
-    ds = ds.map(lambda ex: {"image": ex["image"], "label": tf.cast(ex["label"], tf.int32)})
+    ds = ds.map(lambda ex: {**{k: v for k, v in ex.items() if v.dtype != tf.string},
+                            "label": tf.cast(ex["label"], tf.int32)})
     ds = ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
     return iter(tfds.as_numpy(ds))
 

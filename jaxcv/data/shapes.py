@@ -74,13 +74,11 @@ def coverage(inside: Inside, size: int, centre: np.ndarray, radius: float, angle
     return hit.reshape(size, supersample, size, supersample).mean(axis=(1, 3))
 
 
-def render_classic(rng: np.random.Generator, label: int, size: int = 72, free: bool = False,
-                   noise: float = 0.0) -> np.ndarray:
-    """Seed 004's task: a dark square / circle / triangle on white, ``(size, size)`` uint8.
+def classic_ink(rng: np.random.Generator, label: int, size: int = 72, free: bool = False) -> np.ndarray:
+    """The ink (coverage in [0, 1]) of one seed-004 square / circle / triangle, ``(size, size)``.
 
     ``free=False`` centres an upright shape of random size (the easy problem); ``free=True``
-    also moves and rotates it (the "more difficult" problem).  ``noise`` adds uniform noise
-    in ``[0, noise)`` on a 0..1 intensity scale, as the seed's generator did.
+    also moves and rotates it (the "more difficult" problem).
     """
     radius = rng.uniform(0.15, 0.45) * size
     if free:
@@ -88,10 +86,56 @@ def render_classic(rng: np.random.Generator, label: int, size: int = 72, free: b
         angle = rng.uniform(0, 2 * np.pi)
     else:
         centre, angle = np.full(2, size / 2), 0.0
-    ink = coverage(SHAPES[CLASSIC_SHAPES[label]], size, centre, radius, angle)
-    img = 1.0 - ink + noise * rng.random((size, size))
+    return coverage(SHAPES[CLASSIC_SHAPES[label]], size, centre, radius, angle)
+
+
+def ink_image(ink: np.ndarray, rng: np.random.Generator, noise: float = 0.0) -> np.ndarray:
+    """Dark ``ink`` on white plus uniform noise in ``[0, noise)`` (on a 0..1 intensity scale,
+    as the seed's generator added it), stretched to 0..255: uint8 of ``ink``'s shape."""
+    img = 1.0 - ink + noise * rng.random(ink.shape)
     img = (img - img.min()) / max(img.max() - img.min(), 1e-6)
     return np.round(img * 255).astype(np.uint8)
+
+
+def render_classic(rng: np.random.Generator, label: int, size: int = 72, free: bool = False,
+                   noise: float = 0.0) -> np.ndarray:
+    """Seed 004's task: a dark square / circle / triangle on white, ``(size, size)`` uint8
+    (``classic_ink`` placed, ``ink_image`` with ``noise``)."""
+    return ink_image(classic_ink(rng, label, size, free), rng, noise)
+
+
+def polygon_coverage(vertices: np.ndarray, size: int, supersample: int = 3) -> np.ndarray:
+    """Fraction of each pixel of a ``size x size`` image inside the polygon ``vertices``
+    (``(n, 2)`` as ``(x, y)`` = (column, row) in pixels; pixel ``(r, c)`` spans
+    ``[c, c + 1) x [r, r + 1)``).  Only the polygon's bounding window is sampled."""
+    lo = np.clip(np.floor(vertices.min(0)).astype(int), 0, size)
+    hi = np.clip(np.ceil(vertices.max(0)).astype(int), 0, size)
+    out = np.zeros((size, size), np.float32)
+    if (hi <= lo).any():
+        return out
+    offsets = (np.arange(supersample) + 0.5) / supersample
+    xs = (np.arange(lo[0], hi[0])[:, None] + offsets).reshape(-1)
+    ys = (np.arange(lo[1], hi[1])[:, None] + offsets).reshape(-1)
+    py, px = np.meshgrid(ys, xs, indexing="ij")
+    hit = _polygon(vertices)(px, py).astype(np.float32)
+    h, w = hi[1] - lo[1], hi[0] - lo[0]
+    out[lo[1]:hi[1], lo[0]:hi[0]] = hit.reshape(h, supersample, w, supersample).mean(axis=(1, 3))
+    return out
+
+
+def render_triangle(rng: np.random.Generator, size: int = 72, noise: float = 0.0,
+                    min_area: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    """Seed 004's regression task: a dark triangle with three random vertices, ``(size, size)``
+    uint8, and its vertices ``(x0, y0, x1, y1, x2, y2)`` float32 in [0, 1] (pixels / ``size``),
+    in the random order they were drawn.  Triangles smaller than ``min_area`` of the image
+    are drawn again."""
+    while True:
+        vertices = rng.uniform(0.05, 0.95, size=(3, 2))
+        (x0, y0), (x1, y1), (x2, y2) = vertices
+        if abs((x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0)) / 2 >= min_area:
+            break
+    image = ink_image(polygon_coverage(vertices * size, size), rng, noise)
+    return image, vertices.reshape(-1).astype(np.float32)
 
 
 def render_cifar(rng: np.random.Generator, label: int, size: int = 32) -> np.ndarray:

@@ -9,6 +9,7 @@ import flax.linen as nn
 
 from jaxcv.models.cnn import CifarCNN, MnistCNN
 from jaxcv.models.lenet import LeNet, LeNetModel1, LeNetModel2
+from jaxcv.models.shapes import Hourglass, ShapesDeepCNN, ShapesLinear, ShapesShallowCNN, VertexRegressor
 from jaxcv.models.summary import ParamRow, count_params, param_table
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {
@@ -19,6 +20,11 @@ _REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "lenet": LeNet,
     "lenet_model1": LeNetModel1,
     "lenet_model2": LeNetModel2,
+    "shapes_linear": ShapesLinear,
+    "shapes_shallow_cnn": ShapesShallowCNN,
+    "shapes_deep_cnn": ShapesDeepCNN,
+    "vertex_regressor": VertexRegressor,
+    "hourglass": Hourglass,
 }
 
 
@@ -37,4 +43,5 @@ def get_model(name: str, **overrides: Any) -> nn.Module:
 
 
 __all__ = ["get_model", "list_models", "count_params", "param_table", "ParamRow",
-           "MnistCNN", "CifarCNN", "LeNet", "LeNetModel1", "LeNetModel2"]
+           "MnistCNN", "CifarCNN", "LeNet", "LeNetModel1", "LeNetModel2",
+           "ShapesLinear", "ShapesShallowCNN", "ShapesDeepCNN", "VertexRegressor", "Hourglass"]

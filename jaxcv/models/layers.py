@@ -113,3 +113,14 @@ def max_pool(x: jax.Array, size: int = 2) -> jax.Array:
     h2, w2 = h // size, w // size
     x = x[:, : h2 * size, : w2 * size, :].reshape(n, h2, size, w2, size, c)
     return x.max(axis=(2, 4))
+
+
+def upsample(x: jax.Array, size: int = 2) -> jax.Array:
+    """Nearest-neighbour ``size x`` up-sampling of NHWC maps (Keras' ``UpSampling2D``).
+
+    A broadcast + reshape: its gradient is a sum over the copies, not the slow
+    ``lhs_dilation`` / transposed convolution of XLA:CPU (JAX issue 23783).
+    """
+    n, h, w, c = x.shape
+    x = jnp.broadcast_to(x[:, :, None, :, None, :], (n, h, size, w, size, c))
+    return x.reshape(n, h * size, w * size, c)

@@ -257,6 +257,15 @@ def evaluate_arrays(state: TrainState, data: Arrays, *, loss_fn: LossFn = classi
     return {k: float(v) for k, v in jax.device_get(fn(parallel.put_replicated(state, mesh), padded)).items()}
 
 
+def predict(state: TrainState, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """One trained model's outputs (logits, predictions) on ``images`` in inference mode, as a
+    host array; ``batch_size`` images per compiled call (the last batch padded)."""
+    apply = jax.jit(lambda state, x: state.apply(state.variables(), to_float(x), train=False)[0])
+    padded = pad_to_batches({"image": np.asarray(images)}, batch_size)["image"]
+    out = [jax.device_get(apply(state, padded[i:i + batch_size])) for i in range(0, len(padded), batch_size)]
+    return np.concatenate(out)[: len(images)]
+
+
 def _progress(histories: list[History], epoch: int) -> dict[str, str]:
     """The progress bar's numbers: this epoch's losses and accuracies, averaged over models."""
     records = [h[-1] for h in histories if h and h[-1]["epoch"] == epoch]

@@ -5,6 +5,7 @@ Per-example values let evaluation weight out padding exactly; the steps average 
 
 from __future__ import annotations
 
+import itertools
 from typing import Callable
 
 import jax
@@ -30,7 +31,35 @@ def regression(predictions: jax.Array, batch: Batch) -> dict[str, jax.Array]:
     return {"loss": err.reshape(err.shape[0], -1).mean(-1)}
 
 
+def _permutations(n: int) -> list[tuple[int, ...]]:
+    return list(itertools.permutations(range(n)))
+
+
+def vertex_regression(predictions: jax.Array, batch: Batch) -> dict[str, jax.Array]:
+    """``regression`` of polygon vertices ``(B, 2n)`` as ``(x0, y0, x1, y1, ...)``, plus
+    ``matched_mse``: the MSE under the best of the n! vertex orders, a score that does not
+    depend on the order of the targets (sorted or not)."""
+    metrics = regression(predictions, batch)
+    p = predictions.reshape(predictions.shape[0], -1, 2)
+    t = batch["target"].reshape(p.shape)
+    perms = jnp.asarray(_permutations(p.shape[1]))
+    errs = ((p[:, perms] - t[:, None]) ** 2).mean(axis=(2, 3))  # (B, n!)
+    return {**metrics, "matched_mse": errs.min(-1)}
+
+
+def _unit(target: jax.Array) -> jax.Array:
+    return target.astype(jnp.float32) / 255.0 if target.dtype == jnp.uint8 else target
+
+
+def psnr(images: jax.Array, target: jax.Array) -> jax.Array:
+    """Per-example peak signal-to-noise ratio (dB) of images in [0, 1] (uint8 read as /255)."""
+    mse = ((_unit(images) - _unit(target)) ** 2).reshape(images.shape[0], -1).mean(-1)
+    return 10.0 * jnp.log10(1.0 / jnp.maximum(mse, 1e-10))
+
+
 def reconstruction(logits: jax.Array, batch: Batch) -> dict[str, jax.Array]:
-    """Binary cross-entropy of sigmoid ``logits`` against ``batch["target"]`` in [0, 1]."""
-    bce = optax.sigmoid_binary_cross_entropy(logits, batch["target"])
-    return {"loss": bce.reshape(bce.shape[0], -1).mean(-1)}
+    """Binary cross-entropy of sigmoid ``logits`` against ``batch["target"]`` in [0, 1] (uint8
+    images are read as /255), and the PSNR of ``sigmoid(logits)``."""
+    target = _unit(batch["target"])
+    bce = optax.sigmoid_binary_cross_entropy(logits, target)
+    return {"loss": bce.reshape(bce.shape[0], -1).mean(-1), "psnr": psnr(jax.nn.sigmoid(logits), target)}

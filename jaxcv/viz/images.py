@@ -1,9 +1,9 @@
-"""A grid of images (examples, augmentations, reconstructions) as one PNG."""
+"""Grids of images (examples, augmentations, reconstructions; polygons drawn over images) as PNGs."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -50,6 +50,45 @@ def image_grid(images: np.ndarray | Sequence[np.ndarray], path: str | Path, *, t
     if title:
         fig.suptitle(title)
     fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def polygon_grid(images: np.ndarray, polygons: Mapping[str, np.ndarray], path: str | Path, *,
+                 rows: int | None = None, title: str = "", cell_inches: float = 1.8) -> Path:
+    """Draw grey ``images`` ``(N, H, W[, 1])`` with polygon outlines over them: per name in
+    ``polygons``, an array ``(N, 2k)`` of vertices ``(x0, y0, x1, y1, ...)`` as fractions of
+    the image's width and height (pixel ``(r, c)`` spans ``[c, c + 1) x [r, r + 1)``), one
+    colour each, named in a legend; write a PNG to ``path``."""
+    images = np.asarray(images)
+    for name, p in polygons.items():
+        if len(p) != len(images) or p.shape[-1] % 2:
+            raise ValueError(f"polygons {name!r} of shape {p.shape} do not match {len(images)} images")
+    rows = rows or max(1, round(math.sqrt(len(images))))
+    cols = math.ceil(len(images) / rows)
+    fig, axes = plt.subplots(rows, cols, figsize=(cell_inches * cols, cell_inches * rows + 0.6), squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, ax in enumerate(axes.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if i >= len(images):
+            ax.axis("off")
+            continue
+        image = images[i].reshape(images.shape[1], images.shape[2])
+        h, w = image.shape
+        ax.imshow(image, cmap="gray", vmin=0, vmax=255 if image.dtype == np.uint8 else 1, interpolation="nearest")
+        for colour, (name, p) in zip(colours, polygons.items()):
+            xy = np.asarray(p[i], np.float64).reshape(-1, 2) * (w, h) - 0.5  # imshow puts pixel centres on integers
+            ax.add_patch(plt.Polygon(xy, closed=True, fill=False, edgecolor=colour, linewidth=1.5, label=name))
+        ax.set_xlim(-0.5, w - 0.5)
+        ax.set_ylim(h - 0.5, -0.5)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(polygons), fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     path = Path(path)
     fig.savefig(path, dpi=120)
     plt.close(fig)
