@@ -1,36 +1,53 @@
-"""Steady-state seconds per training epoch of the study models on every device kind present.
+"""Steady-state seconds per training epoch of the study models, CPU against GPU, jaxcv against peers.
 
-For each model and device kind (CPU always, GPU when JAX sees one) it times a whole epoch
-as one compiled ``lax.scan`` (jaxcv's path) and, with ``--modes scan,loop``, a Python loop
-over a compiled step for comparison.  Compile time is reported apart; epochs are medians
-of ``--repeats`` runs after a warm-up, blocked on their results.  Synthetic data.
+For each model (``jaxcv.bench.WORKLOADS``) and device kind (CPU always, GPU when JAX sees
+one) it times a whole epoch as one compiled ``lax.scan`` (jaxcv's path; ``--modes scan,loop``
+adds a Python loop over a compiled step).  Compile time is apart; epochs are medians of
+``--repeats`` runs after a warm-up, blocked on their results; achieved FLOP/s come from XLA's
+cost analysis, and the fraction of peak where the device's peak is known.  Synthetic data.
 
-Writes ``benchmarks/results/<host>-<date>.json`` (or ``--json PATH``) and prints a table.
+``--peers torch,keras`` times the same ``mnist_cnn`` / ``cifar_cnn`` (same layers, parameter
+counts, batch size and data) in PyTorch eager and Keras 3 ``fit`` (JAX and TensorFlow
+backends), each in its own process, on the CPU.
+
+Writes ``benchmarks/results/<host>-<date>.json`` (or ``--json PATH``): a list of records,
+and next to it the markdown table (``.md``) and a bar chart of images/s (``.png``).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.util
 import json
+import os
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import jax
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from jaxcv.bench import device_info, synthetic, time_epochs  # noqa: E402
+from jaxcv.bench import (WORKLOADS, available_workloads, bench_model, device_info, load,  # noqa: E402
+                         synthetic_task, time_epochs)
 from jaxcv.experiment import positive_int  # noqa: E402
-from jaxcv.models import get_model  # noqa: E402
-from jaxcv.models.layers import conv_impl_for  # noqa: E402
-from jaxcv.viz import markdown_table  # noqa: E402
+from jaxcv.viz import markdown_table, plot_bars  # noqa: E402
 
-MODELS = {  # name: (input shape, examples in one real epoch)
-    "mnist_cnn": ((28, 28, 1), 60_000),
-    "cifar_cnn": ((32, 32, 3), 50_000),
-    "cifar_cnn_bn": ((32, 32, 3), 50_000),
+PEERS_DIR = Path(__file__).resolve().parent / "peers"
+# impl: (script, environment, extra arguments, modules it needs)
+PEERS = {
+    "torch": ("torch_cnn.py", {"CUDA_VISIBLE_DEVICES": ""}, [], ["torch"]),
+    "torch-channels-last": ("torch_cnn.py", {"CUDA_VISIBLE_DEVICES": ""}, ["--channels-last"], ["torch"]),
+    "keras-jax": ("keras_cnn.py", {"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}, [], ["keras", "jax"]),
+    "keras-tf": ("keras_cnn.py", {"KERAS_BACKEND": "tensorflow", "CUDA_VISIBLE_DEVICES": ""}, [],
+                 ["keras", "tensorflow"]),
 }
+PEER_ALIASES = {"keras": ["keras-jax", "keras-tf"]}
+PEER_MODELS = ("mnist_cnn", "cifar_cnn", "cifar_cnn_bn")
+QUICK = {"models": "mnist_cnn,cifar_cnn", "examples": 1024, "repeats": 2}
 
 
 def device_kinds() -> dict[str, jax.Device]:
@@ -44,46 +61,129 @@ def device_kinds() -> dict[str, jax.Device]:
     return kinds
 
 
+def peer_impls(text: str) -> list[str]:
+    """``--peers`` expanded (``keras`` is both backends); unknown names are an error."""
+    impls = [i for name in text.split(",") if name for i in PEER_ALIASES.get(name, [name])]
+    if unknown := [i for i in impls if i not in PEERS]:
+        raise ValueError(f"unknown peer(s) {', '.join(unknown)}; choose from {', '.join([*PEERS, *PEER_ALIASES])}")
+    return impls
+
+
+def run_peer(impl: str, model: str, data: dict[str, np.ndarray], batch_size: int, repeats: int) -> dict | None:
+    """Time ``model`` in peer ``impl`` in its own process; ``None`` (with a note) if it cannot run."""
+    script, env, extra, modules = PEERS[impl]
+    if missing := [m for m in modules if importlib.util.find_spec(m) is None]:
+        print(f"skipping {impl}: {', '.join(missing)} not installed (pip install 'jaxcv[peers]')", flush=True)
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "data.npz"
+        np.savez(path, **data)
+        proc = subprocess.run([sys.executable, str(PEERS_DIR / script), str(path), model, str(batch_size),
+                               str(repeats), *extra], capture_output=True, text=True, env={**os.environ, **env})
+    if proc.returncode != 0:
+        print(f"skipping {impl} {model}: it failed:\n{proc.stderr[-2000:]}", flush=True)
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def summary_table(records: list[dict]) -> str:
+    """One row per model and implementation: CPU and GPU side by side, GPU speedup, peer ratios."""
+    by_key: dict[tuple[str, str], dict[str, dict]] = {}
+    for r in records:
+        by_key.setdefault((r["model"], r["impl"]), {})[r["device"].split(":")[0]] = r
+    jaxcv = {(m, p): r for (m, impl), d in by_key.items() if impl == "jaxcv-scan" for p, r in d.items()}
+
+    def cell(r: dict | None, key: str, fmt: str, scale: float = 1.0) -> str:
+        return format(r[key] / scale, fmt) if r and r.get(key) is not None else "-"
+
+    rows = []
+    for (model, impl), d in by_key.items():
+        cpu, gpu = d.get("cpu"), d.get("gpu")
+        ref = jaxcv.get((model, "cpu"))
+        rows.append((model, impl, cpu["examples"] if cpu else gpu["examples"], cpu["batch_size"] if cpu else gpu["batch_size"],
+                     cell(cpu, "epoch_seconds", ".2f"), cell(cpu, "images_per_second", ",.0f"),
+                     cell(gpu, "epoch_seconds", ".3f"), cell(gpu, "images_per_second", ",.0f"),
+                     f"{cpu['epoch_seconds'] / gpu['epoch_seconds']:.1f}×" if cpu and gpu else "-",
+                     f"{cpu['epoch_seconds'] / ref['epoch_seconds']:.2f}" if cpu and ref else "-",
+                     " / ".join(cell(r, "compile_seconds", ".1f") for r in (cpu, gpu) if r),
+                     " / ".join(cell(r, "flop_per_second", ".1f", 1e9) for r in (cpu, gpu) if r),
+                     cell(gpu, "fraction_of_peak", ".1%"),
+                     cell(cpu, "load", ".1f")))
+    return markdown_table(["model", "impl", "examples", "batch", "CPU s / epoch", "CPU images / s", "GPU s / epoch",
+                           "GPU images / s", "GPU speedup", "CPU time ÷ jaxcv", "compile s (CPU / GPU)",
+                           "GFLOP/s (CPU / GPU)", "GPU % of peak", "load"], rows)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, from {', '.join(MODELS)}")
+    p.add_argument("--models", default=None, help=f"comma-separated, from {', '.join(WORKLOADS)} (default: all)")
     p.add_argument("--modes", default="scan", help="comma-separated: scan (whole epoch compiled), loop (step loop)")
+    p.add_argument("--peers", default="", help=f"comma-separated, from {', '.join([*PEERS, *PEER_ALIASES])} "
+                                                f"(on the CPU, for {', '.join(PEER_MODELS)})")
     p.add_argument("--batch-size", type=positive_int, default=128)
     p.add_argument("--examples", type=positive_int, default=None,
-                   help="examples per epoch (default: the real dataset's, 60,000 / 50,000)")
-    p.add_argument("--repeats", type=positive_int, default=3, help="timed epochs per measurement (median)")
-    p.add_argument("--json", type=Path, default=None, help="where to write the records")
+                   help="examples per epoch (default: the real dataset's, e.g. 60,000 for MNIST)")
+    p.add_argument("--repeats", type=positive_int, default=None, help="timed epochs per measurement (median; default 3)")
+    p.add_argument("--quick", action="store_true",
+                   help=f"a smoke run in about a minute: {QUICK['models']} unless --models, "
+                        f"{QUICK['examples']} examples, {QUICK['repeats']} repeats")
+    p.add_argument("--json", type=Path, default=None, help="where to write the records (.md and .png go beside it)")
     args = p.parse_args()
-    models = args.models.split(",")
-    unknown = [m for m in models if m not in MODELS]
-    if unknown:
-        p.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}")
+    try:
+        models, absent = available_workloads((args.models or (QUICK["models"] if args.quick else ",".join(WORKLOADS)))
+                                             .split(","))
+        peers = peer_impls(args.peers)
+    except ValueError as e:
+        p.error(str(e))
+    examples = args.examples or (QUICK["examples"] if args.quick else None)
+    repeats = args.repeats or (QUICK["repeats"] if args.quick else 3)
+    for name in absent:
+        print(f"skipping {name}: not in jaxcv's model registry yet")
 
     info = device_info()
-    print(f"# {info['host']} ({info['cpu']}), jax {info['jax']}, devices {info['devices']}")
+    print(f"# {info['host']} ({info['cpu']}), jax {info['jax']}, devices {info['devices']}", flush=True)
+    machine = {k: info[k] for k in ("host", "cpu", "jax")}
     records = []
-    for platform, device in device_kinds().items():
-        for name in models:
-            shape, real_n = MODELS[name]
-            data = synthetic(shape, args.examples or real_n)
-            model = get_model(name, impl=conv_impl_for(platform))
+    for name in models:
+        workload = WORKLOADS[name]
+        for platform, device in device_kinds().items():
+            model = bench_model(name, platform)
+            data, loss_fn = synthetic_task(model, workload.shape, examples or workload.examples, workload.task)
             for mode in args.modes.split(","):
-                r = time_epochs(model, data, device, batch_size=args.batch_size, mode=mode, repeats=args.repeats)
-                record = {"model": name, "impl": f"jaxcv-{mode}", "device": f"{platform}:{device.device_kind}",
-                          "batch_size": args.batch_size, **r}
-                records.append(record)
-                print(f"{name:14s} {platform} {mode:5s} {r['epoch_seconds']:8.2f} s/epoch  "
+                before = load()
+                r = time_epochs(model, data, device, batch_size=args.batch_size, mode=mode, repeats=repeats,
+                                loss_fn=loss_fn)
+                records.append({"model": name, "impl": f"jaxcv-{mode}", "device": f"{platform}:{device.device_kind}",
+                                "batch_size": args.batch_size, **r, "load": before, "machine": machine})
+                print(f"{name:18s} {records[-1]['impl']:20s} {platform} {r['epoch_seconds']:8.3f} s/epoch "
                       f"{r['images_per_second']:9.0f} img/s  compile {r['compile_seconds']:.1f} s", flush=True)
+        if name not in PEER_MODELS:
+            continue
+        jaxcv_cpu = next(r for r in records if r["model"] == name and r["device"].startswith("cpu"))
+        for impl in peers:
+            before = load()
+            r = run_peer(impl, name, data, args.batch_size, repeats)
+            if r is None:
+                continue
+            records.append({**r, "load": before, "machine": machine})
+            print(f"{name:18s} {impl:20s} cpu {r['epoch_seconds']:8.3f} s/epoch {r['images_per_second']:9.0f} img/s"
+                  f"  {r['epoch_seconds'] / jaxcv_cpu['epoch_seconds']:.2f}× jaxcv's time"
+                  f" (params {r['params']:,} vs {jaxcv_cpu['params']:,})", flush=True)
 
-    rows = [(r["model"], r["impl"], r["device"], r["examples"], f"{r['epoch_seconds']:.2f}",
-             f"{r['images_per_second']:.0f}", f"{r['compile_seconds']:.1f}",
-             f"{r['flop_per_second'] / 1e9:.1f}" if r["flop_per_second"] else "-") for r in records]
-    print(markdown_table(["model", "impl", "device", "examples", "s / epoch", "images / s", "compile s",
-                          "GFLOP/s"], rows))
+    table = summary_table(records)
+    print(table)
     path = args.json or Path(__file__).parent / "results" / f"{info['host']}-{datetime.date.today()}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"machine": info, "records": records}, indent=1))
-    print(f"wrote {path}")
+    path.write_text(json.dumps(records, indent=1))
+    header = (f"{info['host']} ({info['cpu']}), jax {info['jax']}, devices {', '.join(info['devices'])}; "
+              f"batch {args.batch_size}, median of {repeats} epoch(s) after a warm-up, synthetic data\n\n")
+    path.with_suffix(".md").write_text(header + table + "\n")
+    groups: dict[str, dict[str, float]] = {}
+    for r in records:
+        groups.setdefault(r["model"], {})[f"{r['impl']} ({r['device'].split(':')[0]})"] = r["images_per_second"]
+    plot_bars(groups, path.with_suffix(".png"), ylabel="training images / s", logy=True,
+              title=f"steady-state training throughput, batch {args.batch_size}")
+    print(f"wrote {path} (.md, .png)")
 
 
 if __name__ == "__main__":

@@ -6,20 +6,38 @@ right thing.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import os
 import platform
 import statistics
 import time
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple, Sequence
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxcv.train import aot_compile, classification, create_state, data_mesh, train_epoch, train_step
-from jaxcv.train.parallel import batch_sharded, put_replicated
+from jaxcv.models import count_params, get_model, list_models
+from jaxcv.models.layers import conv_impl_for
+from jaxcv.train import (aot_compile, classification, create_state, data_mesh, reconstruction, regression,
+                         train_epoch, train_step)
+from jaxcv.train.losses import LossFn
+from jaxcv.train.parallel import batch_sharded, check_batch_size, put_replicated
 from jaxcv.train.steps import to_float
+
+# Dense peak FLOP/s of a float32 matmul at JAX's default precision, by a substring of
+# ``device_kind``: TF32 tensor cores from Ampere on (XLA uses them for float32 dots and
+# convolutions unless asked for "highest" precision), FP32 CUDA cores before.  Vendor figures
+# for the SXM parts (PCIe parts run lower clocks); more specific names come first.
+PEAK_FLOPS: tuple[tuple[str, float], ...] = (
+    ("H200", 494.7e12), ("H100 PCIe", 378.0e12), ("H100", 494.7e12), ("A100", 156.0e12),
+    ("L40S", 91.6e12), ("L4", 60.0e12), ("A10G", 31.2e12), ("A10", 62.5e12), ("V100", 15.7e12),
+    ("T4", 8.1e12), ("RTX 4090", 82.6e12), ("RTX 3090", 35.6e12), ("RTX 3080", 29.8e12),
+    ("RTX 2080 Ti", 13.4e12), ("GTX 1080 Ti", 11.3e12), ("GTX 970", 3.9e12),
+)
 
 
 def timed(fn: Callable[..., Any], *args: Any) -> tuple[Any, float]:
@@ -45,11 +63,94 @@ def flops(compiled: Any) -> float | None:
     return float(value) if value else None
 
 
+def peak_flop_per_second(device: jax.Device) -> float | None:
+    """The device's peak float32 FLOP/s from ``PEAK_FLOPS``; ``None`` when unknown (CPUs)."""
+    if device.platform != "gpu":
+        return None
+    return next((peak for name, peak in PEAK_FLOPS if name.lower() in device.device_kind.lower()), None)
+
+
 def synthetic(shape: tuple[int, ...], n: int, num_classes: int = 10, seed: int = 0) -> dict[str, np.ndarray]:
     """Random uint8 images and integer labels: what an epoch costs does not depend on content."""
     rng = np.random.default_rng(seed)
     return {"image": rng.integers(0, 256, (n, *shape), dtype=np.uint8),
             "label": rng.integers(0, num_classes, n).astype(np.int32)}
+
+
+LOSSES: dict[str, LossFn] = {"classification": classification, "regression": regression,
+                             "reconstruction": reconstruction}
+"""Tasks a benchmark workload may train on: name -> loss."""
+
+
+class Workload(NamedTuple):
+    """What one benchmarked model trains on: input shape, examples in a real epoch, task."""
+
+    shape: tuple[int, ...]
+    examples: int
+    task: str = "classification"
+
+
+WORKLOADS: dict[str, Workload] = {
+    "mnist_cnn": Workload((28, 28, 1), 60_000),
+    "keras_mnist_cnn": Workload((28, 28, 1), 60_000),
+    "cifar_cnn": Workload((32, 32, 3), 50_000),
+    "cifar_cnn_bn": Workload((32, 32, 3), 50_000),
+    "shapes_linear": Workload((72, 72, 1), 3_000),
+    "shapes_shallow_cnn": Workload((72, 72, 1), 3_000),
+    "shapes_deep_cnn": Workload((72, 72, 1), 3_000),
+    "vertex_regressor": Workload((72, 72, 1), 3_000, "regression"),
+    "hourglass": Workload((72, 72, 1), 3_000, "reconstruction"),
+}
+"""The study models the benchmarks time; names missing from the model registry are skipped."""
+
+
+def available_workloads(names: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``names`` split into those benchmarkable here and those the model registry lacks;
+    a name with no workload is an error."""
+    if unknown := [n for n in names if n not in WORKLOADS]:
+        raise ValueError(f"no benchmark workload for {', '.join(unknown)}; choose from {', '.join(WORKLOADS)}")
+    registered = set(list_models())
+    return [n for n in names if n in registered], [n for n in names if n not in registered]
+
+
+def bench_model(name: str, platform: str) -> nn.Module:
+    """Registered model ``name`` with the fast convolution for ``platform`` (if it has a choice)."""
+    model = get_model(name)
+    if "impl" in {f.name for f in dataclasses.fields(model)}:
+        model = model.clone(impl=conv_impl_for(platform))
+    return model
+
+
+def load() -> float | None:
+    """The 1-minute load average (other processes compete for the cores), where known."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+
+
+def output_shape(model: nn.Module, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Shape of one example's output of ``model`` for inputs of ``shape`` (no compute)."""
+    x = jax.ShapeDtypeStruct((1, *shape), jnp.float32)
+    return jax.eval_shape(lambda x: model.init_with_output(jax.random.key(0), x)[0][0], x).shape[1:]
+
+
+def synthetic_task(model: nn.Module, shape: tuple[int, ...], n: int, task: str, seed: int = 0
+                   ) -> tuple[dict[str, np.ndarray], LossFn]:
+    """Synthetic data for ``task`` shaped to ``model``'s output, and the task's loss.
+
+    ``classification``: labels over the model's classes; ``regression``: normal targets of the
+    output's shape; ``reconstruction``: the image itself in [0, 1] (an autoencoder's target).
+    """
+    if task not in LOSSES:
+        raise ValueError(f"unknown task {task!r}; choose from {', '.join(LOSSES)}")
+    out = output_shape(model, shape)
+    data = synthetic(shape, n, num_classes=out[-1], seed=seed)
+    if task == "regression":
+        data = {"image": data["image"],
+                "target": np.random.default_rng(seed + 1).normal(size=(n, *out)).astype(np.float32)}
+    elif task == "reconstruction":
+        if tuple(out) != tuple(shape):
+            raise ValueError(f"a reconstruction model must output its input's shape {shape}, got {out}")
+        data = {"image": data["image"], "target": data["image"].astype(np.float32) / 255.0}
+    return data, LOSSES[task]
 
 
 def device_info() -> dict[str, Any]:
@@ -59,38 +160,44 @@ def device_info() -> dict[str, Any]:
             "devices": [f"{d.platform}:{d.device_kind}" for d in jax.devices()]}
 
 
-def time_epochs(model: nn.Module, data: dict[str, np.ndarray], device: jax.Device, *, batch_size: int,
-                mode: str = "scan", repeats: int = 3, optimizer: optax.GradientTransformation | None = None
-                ) -> dict[str, Any]:
-    """Steady-state seconds per training epoch of ``model`` over ``data`` on one ``device``.
+def time_epochs(model: nn.Module, data: dict[str, np.ndarray], devices: jax.Device | Sequence[jax.Device], *,
+                batch_size: int, mode: str = "scan", repeats: int = 3, loss_fn: LossFn = classification,
+                optimizer: optax.GradientTransformation | None = None) -> dict[str, Any]:
+    """Steady-state seconds per training epoch of ``model`` over ``data`` on ``devices``.
 
-    ``mode="scan"`` runs the epoch as one compiled call; ``mode="loop"`` calls a compiled
-    step once per batch from Python, batches already on the device.  Compile time is
-    measured apart, then one warm-up epoch, then the median of ``repeats`` epochs.
+    ``mode="scan"`` runs the epoch as one compiled call (data on the device, no host round
+    trip per batch); ``mode="loop"`` calls a compiled step once per batch from Python,
+    batches already on the device.  Several devices split each batch (data parallel).
+    Compile time is measured apart, then one warm-up epoch, then the median of ``repeats``
+    epochs.  FLOPs come from XLA's cost analysis of the compiled step.
     """
     if mode not in ("scan", "loop"):
         raise ValueError(f"mode must be 'scan' or 'loop', got {mode!r}")
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
-    mesh = data_mesh([device])
+    devices = [devices] if isinstance(devices, jax.Device) else list(devices)
+    mesh = data_mesh(devices)
+    check_batch_size(batch_size, mesh)
+    n = len(data["image"]) // batch_size * batch_size
+    if n == 0:
+        raise ValueError(f"{len(data['image'])} examples make no batch of {batch_size}")
     tx = optimizer or optax.adam(1e-3)
     state = put_replicated(create_state(model, tx, to_float(data["image"][:1]), jax.random.key(0)), mesh)
-    n = len(data["image"]) // batch_size * batch_size
     rng = put_replicated(jax.random.key(1), mesh)
-    step = functools.partial(train_step, loss_fn=classification)
-    sample = put_replicated({k: v[:batch_size] for k, v in data.items()}, mesh)
+    step = functools.partial(train_step, loss_fn=loss_fn)
+    sharding = batch_sharded(mesh)
+    sample = jax.device_put({k: v[:batch_size] for k, v in data.items()}, sharding)
     compiled, compile_s = compile_seconds(step, state, sample, rng, donate=True)
     # XLA's cost analysis counts a loop body once, so an epoch's FLOPs are a step's times steps.
     step_flops = flops(compiled)
     epoch_flops = step_flops * (n // batch_size) if step_flops else None
     if mode == "scan":
         on_device = put_replicated(data, mesh)
-        fn = functools.partial(train_epoch, loss_fn=classification, batch_size=batch_size,
-                               sharding=batch_sharded(mesh))
+        fn = functools.partial(train_epoch, loss_fn=loss_fn, batch_size=batch_size, sharding=sharding)
         compiled, compile_s = compile_seconds(fn, state, on_device, rng, donate=True)
         run = lambda s: compiled(s, on_device, rng)  # noqa: E731
     else:
-        batches = [put_replicated({k: v[i : i + batch_size] for k, v in data.items()}, mesh)
+        batches = [jax.device_put({k: v[i : i + batch_size] for k, v in data.items()}, sharding)
                    for i in range(0, n, batch_size)]
 
         def run(s):
@@ -98,11 +205,16 @@ def time_epochs(model: nn.Module, data: dict[str, np.ndarray], device: jax.Devic
                 s, metrics = compiled(s, batch, rng)
             return s, metrics
 
+    params = count_params(state.params)
     times = []
     for _ in range(repeats + 1):  # the first epoch warms caches and is not counted
         (state, _), seconds = timed(run, state)
         times.append(seconds)
     epoch_s = statistics.median(times[1:])
+    achieved = epoch_flops / epoch_s if epoch_flops else None
+    peak = peak_flop_per_second(devices[0])
+    peak = peak * len(devices) if peak else None
     return {"compile_seconds": compile_s, "epoch_seconds": epoch_s, "epoch_seconds_all": times[1:],
-            "images_per_second": n / epoch_s, "examples": n,
-            "flops_per_epoch": epoch_flops, "flop_per_second": epoch_flops / epoch_s if epoch_flops else None}
+            "images_per_second": n / epoch_s, "examples": n, "devices": len(devices), "params": params,
+            "flops_per_epoch": epoch_flops, "flop_per_second": achieved, "peak_flop_per_second": peak,
+            "fraction_of_peak": achieved / peak if achieved and peak else None}

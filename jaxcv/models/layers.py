@@ -48,6 +48,14 @@ def im2col(x: jax.Array, kh: int, kw: int) -> jax.Array:
     return jnp.concatenate(cols, axis=-1)
 
 
+def conv_valid(x: jax.Array, kernel: jax.Array, impl: str) -> jax.Array:
+    """A valid, stride-1 convolution of NHWC ``x`` with an HWIO ``kernel``."""
+    if impl == "im2col":
+        kh, kw, _, features = kernel.shape
+        return im2col(x, kh, kw) @ kernel.reshape(-1, features)
+    return jax.lax.conv_general_dilated(x, kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
 class Conv(nn.Module):
     """A stride-1 2-D convolution, NHWC, ``padding`` of ``"SAME"`` or ``"VALID"``."""
 
@@ -68,12 +76,7 @@ class Conv(nn.Module):
         kernel = self.param("kernel", self.kernel_init, (kh, kw, x.shape[-1], self.features))
         if padding == "SAME":
             x = _pad_same(x, kh, kw)
-        if resolve_conv_impl(self.impl) == "im2col":
-            y = im2col(x, kh, kw) @ kernel.reshape(-1, self.features)
-        else:
-            y = jax.lax.conv_general_dilated(
-                x, kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")
-            )
+        y = conv_valid(x, kernel, resolve_conv_impl(self.impl))
         if self.use_bias:
             y = y + self.param("bias", self.bias_init, (self.features,))
         return y

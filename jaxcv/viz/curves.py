@@ -75,6 +75,32 @@ def plot_lines(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], pa
     return path
 
 
+def plot_bars(groups: Mapping[str, Mapping[str, float]], path: str | Path, *, ylabel: str, title: str = "",
+              logy: bool = False) -> Path:
+    """Grouped bars: one group per key of ``groups`` (a model), one bar per inner key (an
+    implementation on a device); missing bars are left out."""
+    names = list(dict.fromkeys(k for bars in groups.values() for k in bars))
+    width = 0.8 / max(len(names), 1)
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(groups) * max(len(names), 2) * 0.45), 4))
+    for i, name in enumerate(names):
+        xs = [g for g, bars in enumerate(groups.values()) if name in bars]
+        ys = [bars[name] for bars in groups.values() if name in bars]
+        ax.bar([x + (i - (len(names) - 1) / 2) * width for x in xs], ys, width, label=name)
+    ax.set_xticks(range(len(groups)), list(groups), rotation=20, ha="right", fontsize=8)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def plot_history(records: Records, path: str | Path, title: str = "") -> Path:
     """Train and validation curves of a single run."""
     return plot_runs({"run": [records]}, path, title)
