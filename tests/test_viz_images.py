@@ -4,7 +4,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from jaxcv.viz import image_grid
+from jaxcv.viz import image_grid, polygon_grid
 
 
 def test_image_grid_draws_each_image_in_its_colours(tmp_path):
@@ -24,3 +24,14 @@ def test_image_grid_checks_its_labels(tmp_path):
         image_grid(np.zeros((3, 4, 4)), tmp_path / "g.png", titles=["a", "b"])
     with pytest.raises(ValueError, match="1 row labels for 2 rows"):
         image_grid(np.zeros((4, 4, 4)), tmp_path / "g.png", rows=2, row_labels=["a"])
+
+
+def test_polygon_grid_draws_outlines_over_images(tmp_path):
+    images = np.full((2, 16, 16, 1), 255, np.uint8)
+    triangles = np.array([[0.1, 0.1, 0.9, 0.1, 0.5, 0.9]] * 2)
+    path = polygon_grid(images, {"true": triangles}, tmp_path / "p.png", rows=1, title="t")
+    pixels = matplotlib.image.imread(path)[..., :3].reshape(-1, 3)
+    blue = np.array([0x1F, 0x77, 0xB4]) / 255  # the first colour of the cycle
+    assert (np.abs(pixels - blue).max(axis=1) < 0.05).sum() > 50
+    with pytest.raises(ValueError, match="do not match 2 images"):
+        polygon_grid(images, {"true": triangles[:1]}, tmp_path / "q.png")

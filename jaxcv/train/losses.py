@@ -31,10 +31,6 @@ def regression(predictions: jax.Array, batch: Batch) -> dict[str, jax.Array]:
     return {"loss": err.reshape(err.shape[0], -1).mean(-1)}
 
 
-def _permutations(n: int) -> list[tuple[int, ...]]:
-    return list(itertools.permutations(range(n)))
-
-
 def vertex_regression(predictions: jax.Array, batch: Batch) -> dict[str, jax.Array]:
     """``regression`` of polygon vertices ``(B, 2n)`` as ``(x0, y0, x1, y1, ...)``, plus
     ``matched_mse``: the MSE under the best of the n! vertex orders, a score that does not
@@ -42,7 +38,7 @@ def vertex_regression(predictions: jax.Array, batch: Batch) -> dict[str, jax.Arr
     metrics = regression(predictions, batch)
     p = predictions.reshape(predictions.shape[0], -1, 2)
     t = batch["target"].reshape(p.shape)
-    perms = jnp.asarray(_permutations(p.shape[1]))
+    perms = jnp.asarray(list(itertools.permutations(range(p.shape[1]))))
     errs = ((p[:, perms] - t[:, None]) ** 2).mean(axis=(2, 3))  # (B, n!)
     return {**metrics, "matched_mse": errs.min(-1)}
 
