@@ -1,10 +1,23 @@
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
+from jaxcv.bench import (available_workloads, compile_seconds, flops, peak_flop_per_second, synthetic,
+                         synthetic_task, time_epochs, timed)
+from jaxcv.models import count_params, get_model
 
-from jaxcv.bench import compile_seconds, flops, synthetic, time_epochs
-from jaxcv.models import get_model
+ROOT = Path(__file__).resolve().parents[1]
+RECORD_FIELDS = {"model", "impl", "device", "batch_size", "epoch_seconds", "images_per_second", "compile_seconds"}
 
 
 def test_flops_of_a_known_matmul():
@@ -13,16 +26,93 @@ def test_flops_of_a_known_matmul():
     assert flops(compiled) == pytest.approx(2 * 8 * 16 * 4, rel=0.1)
 
 
+def test_flops_of_a_dense_layer():
+    layer = nn.Dense(32)
+    x = jnp.ones((64, 100))
+    params = layer.init(jax.random.key(0), x)
+    compiled, _ = compile_seconds(layer.apply, params, x)
+    assert flops(compiled) == pytest.approx(2 * 64 * 100 * 32 + 64 * 32, rel=0.05)  # matmul + bias
+
+
+def test_timed_returns_ready_results_and_compile_is_ahead_of_time():
+    compiled, _ = compile_seconds(lambda x: jnp.sin(x) @ x, jnp.ones((256, 256)))
+    assert isinstance(compiled, jax.stages.Compiled)
+    out, seconds = timed(compiled, jnp.ones((256, 256)))
+    assert out.is_ready() and seconds > 0
+
+
 @pytest.mark.parametrize("mode", ["scan", "loop"])
 def test_time_epochs_reports_a_whole_epoch(mode):
     data = synthetic((32, 32, 3), 100)
-    r = time_epochs(get_model("cifar_cnn"), data, jax.devices()[0], batch_size=32, mode=mode, repeats=2)
-    assert r["examples"] == 96 and len(r["epoch_seconds_all"]) == 2
-    assert r["epoch_seconds"] == pytest.approx(sum(r["epoch_seconds_all"]) / 2)  # median of two
+    r = time_epochs(get_model("cifar_cnn"), data, jax.devices()[0], batch_size=32, mode=mode, repeats=3)
+    assert r["examples"] == 96 and len(r["epoch_seconds_all"]) == 3
+    assert r["epoch_seconds"] == sorted(r["epoch_seconds_all"])[1]  # the median
     assert r["images_per_second"] == pytest.approx(96 / r["epoch_seconds"])
     assert r["flops_per_epoch"] > 3 * 96 * 30e6  # forward + backward of a ~40 MFLOP network
+    assert r["params"] == count_params(get_model("cifar_cnn").init(jax.random.key(0), jnp.ones((1, 32, 32, 3)))["params"])
+    assert r["peak_flop_per_second"] is None and r["fraction_of_peak"] is None  # a CPU's peak is unknown
 
 
-def test_time_epochs_rejects_bad_modes():
+def test_time_epochs_rejects_bad_input():
+    data = synthetic((32, 32, 3), 64)
     with pytest.raises(ValueError, match="mode"):
-        time_epochs(get_model("cifar_cnn"), synthetic((32, 32, 3), 64), jax.devices()[0], batch_size=32, mode="pmap")
+        time_epochs(get_model("cifar_cnn"), data, jax.devices()[0], batch_size=32, mode="pmap")
+    with pytest.raises(ValueError, match="no batch"):
+        time_epochs(get_model("cifar_cnn"), data, jax.devices()[0], batch_size=128)
+
+
+def test_peak_flops_by_device_kind():
+    gpu = lambda kind: types.SimpleNamespace(platform="gpu", device_kind=kind)  # noqa: E731
+    assert peak_flop_per_second(gpu("NVIDIA H100 80GB HBM3")) == 494.7e12
+    assert peak_flop_per_second(gpu("NVIDIA H100 PCIe")) == 378.0e12
+    assert peak_flop_per_second(gpu("Tesla T4")) == 8.1e12
+    assert peak_flop_per_second(gpu("Some Future GPU")) is None
+    assert peak_flop_per_second(jax.devices("cpu")[0]) is None
+
+
+def test_synthetic_tasks_match_the_model_output():
+    data, _ = synthetic_task(get_model("mnist_cnn", num_classes=3), (28, 28, 1), 50, "classification")
+    assert data["image"].dtype == np.uint8 and set(np.unique(data["label"])) <= {0, 1, 2}
+    data, loss = synthetic_task(get_model("mnist_cnn", num_classes=6), (28, 28, 1), 5, "regression")
+    assert data["target"].shape == (5, 6) and loss.__name__ == "regression"
+    with pytest.raises(ValueError, match="input's shape"):
+        synthetic_task(get_model("mnist_cnn"), (28, 28, 1), 5, "reconstruction")
+    with pytest.raises(ValueError, match="unknown task"):
+        synthetic_task(get_model("mnist_cnn"), (28, 28, 1), 5, "segmentation")
+
+
+def test_workloads_skip_unregistered_models():
+    found, absent = available_workloads(["mnist_cnn", "hourglass"])
+    assert found == ["mnist_cnn"] and absent in ([], ["hourglass"])
+    with pytest.raises(ValueError, match="no benchmark workload"):
+        available_workloads(["resnet50"])
+
+
+def test_epoch_times_quick_writes_records(tmp_path):
+    out = tmp_path / "r.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "epoch_times.py"), "--quick", "--models",
+                           "mnist_cnn", "--examples", "256", "--json", str(out)],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = json.loads(out.read_text())
+    assert len(records) == 1 and RECORD_FIELDS <= set(records[0])
+    assert records[0]["model"] == "mnist_cnn" and records[0]["impl"] == "jaxcv-scan" and records[0]["examples"] == 256
+    assert "| mnist_cnn | jaxcv-scan |" in out.with_suffix(".md").read_text()
+    assert out.with_suffix(".png").stat().st_size > 5_000
+
+
+@pytest.mark.parametrize("impl, script, env, module", [
+    ("torch", "torch_cnn.py", {}, "torch"),
+    ("keras-tf", "keras_cnn.py", {"KERAS_BACKEND": "tensorflow"}, "keras"),
+])
+def test_peer_builds_the_same_model(tmp_path, impl, script, env, module):
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(f"{module} is not installed")
+    np.savez(tmp_path / "d.npz", **synthetic((28, 28, 1), 256))
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "peers" / script), str(tmp_path / "d.npz"),
+                           "mnist_cnn", "128", "1"], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **env, "CUDA_VISIBLE_DEVICES": ""})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert RECORD_FIELDS <= set(record) and record["impl"] == impl and record["examples"] == 256
+    assert record["params"] == 263_418  # jaxcv's mnist_cnn
