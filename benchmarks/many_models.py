@@ -15,14 +15,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from jaxcv.bench import device_info, synthetic  # noqa: E402
+from jaxcv.bench import WORKLOADS, device_info, synthetic  # noqa: E402
 from jaxcv.experiment import positive_int  # noqa: E402
 from jaxcv.models import get_model  # noqa: E402
 from jaxcv.train import fit, fit_many, make_optimizer  # noqa: E402
 from jaxcv.viz import markdown_table  # noqa: E402
 
-SHAPES = {"mnist_cnn": (28, 28, 1), "keras_mnist_cnn": (28, 28, 1), "cifar_cnn": (32, 32, 3),
-          "cifar_cnn_bn": (32, 32, 3)}
+SHAPES = {name: WORKLOADS[name].shape for name in ("mnist_cnn", "keras_mnist_cnn", "cifar_cnn", "cifar_cnn_bn")}
 
 
 def median_epoch(history: list[dict[str, float]]) -> float:
