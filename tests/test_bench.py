@@ -116,3 +116,30 @@ def test_peer_builds_the_same_model(tmp_path, impl, script, env, module):
     record = json.loads(proc.stdout.strip().splitlines()[-1])
     assert RECORD_FIELDS <= set(record) and record["impl"] == impl and record["examples"] == 256
     assert record["params"] == 263_418  # jaxcv's mnist_cnn
+
+
+def _script(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_table_puts_cpu_and_gpu_side_by_side():
+    epoch_times = _script("epoch_times")
+    base = {"model": "mnist_cnn", "batch_size": 128, "examples": 1024, "compile_seconds": 1.0, "load": 0.5}
+    records = [
+        {**base, "impl": "jaxcv-scan", "device": "cpu:cpu", "epoch_seconds": 10.0, "images_per_second": 102.4,
+         "flop_per_second": 5e9, "fraction_of_peak": None},
+        {**base, "impl": "jaxcv-scan", "device": "gpu:NVIDIA H100 80GB HBM3", "epoch_seconds": 0.1,
+         "images_per_second": 10240.0, "flop_per_second": 5e11, "fraction_of_peak": 0.001},
+        {**base, "impl": "torch", "device": "cpu", "epoch_seconds": 5.0, "images_per_second": 204.8},
+    ]
+    lines = epoch_times.summary_table(records).splitlines()
+    assert len(lines) == 4
+    assert "| mnist_cnn | jaxcv-scan | 1024 | 128 | 10.00 | 102 | 0.100 | 10,240 | 100.0× | 1.00 |" in lines[2]
+    assert "| 0.1% |" in lines[2] and "| 5.0 / 500.0 |" in lines[2]
+    assert "| mnist_cnn | torch | 1024 | 128 | 5.00 | 205 | - | - | - | 0.50 |" in lines[3]
+    assert epoch_times.peer_impls("torch,keras") == ["torch", "keras-jax", "keras-tf"]
+    with pytest.raises(ValueError, match="unknown peer"):
+        epoch_times.peer_impls("mxnet")
