@@ -12,6 +12,8 @@ import matplotlib.ticker  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from jaxcv.viz.figure import save_figure  # noqa: E402
+
 Records = Sequence[Mapping[str, float]]
 
 
@@ -45,11 +47,7 @@ def plot_runs(runs: Mapping[str, Sequence[Records]], path: str | Path, title: st
         ax.legend(fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_lines(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], path: str | Path, *,
@@ -68,11 +66,7 @@ def plot_lines(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], pa
         ax.legend(fontsize=8)
     if title:
         ax.set_title(title)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_bars(groups: Mapping[str, Mapping[str, float]], path: str | Path, *, ylabel: str, title: str = "",
@@ -94,11 +88,7 @@ def plot_bars(groups: Mapping[str, Mapping[str, float]], path: str | Path, *, yl
     ax.legend(fontsize=7)
     if title:
         ax.set_title(title)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_history(records: Records, path: str | Path, title: str = "") -> Path:

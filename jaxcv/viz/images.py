@@ -12,6 +12,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from jaxcv.viz.figure import save_figure
+
 
 def image_grid(images: np.ndarray | Sequence[np.ndarray], path: str | Path, *, titles: Sequence[str] | None = None,
                rows: int | None = None, row_labels: Sequence[str] | None = None, title: str = "",
@@ -49,11 +51,7 @@ def image_grid(images: np.ndarray | Sequence[np.ndarray], path: str | Path, *, t
         row[0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def polygon_grid(images: np.ndarray, polygons: Mapping[str, np.ndarray], path: str | Path, *,
@@ -88,8 +86,4 @@ def polygon_grid(images: np.ndarray, polygons: Mapping[str, np.ndarray], path: s
     fig.legend(handles, labels, loc="lower center", ncol=len(polygons), fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, rect=(0, 0.06, 1, 1))
