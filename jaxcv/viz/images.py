@@ -15,6 +15,26 @@ import numpy as np
 from jaxcv.viz.figure import save_figure
 
 
+def _rows(n: int, rows: int | None) -> int:
+    """``rows``, or about square for ``n`` cells."""
+    return rows or max(1, round(math.sqrt(n)))
+
+
+def _grid(n: int, rows: int, cell_inches: float, extra_width: float = 0.0, extra_height: float = 0.0
+          ) -> tuple[plt.Figure, np.ndarray]:
+    """A figure of ``rows`` rows of square cells, enough for ``n``, ticks hidden and the cells past
+    ``n`` blank: the figure and its 2-D array of axes."""
+    cols = math.ceil(n / rows)
+    fig, axes = plt.subplots(rows, cols, figsize=(cell_inches * cols + extra_width, cell_inches * rows + extra_height),
+                             squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if i >= n:
+            ax.axis("off")
+    return fig, axes
+
+
 def image_grid(images: np.ndarray | Sequence[np.ndarray], path: str | Path, *, titles: Sequence[str] | None = None,
                rows: int | None = None, row_labels: Sequence[str] | None = None, title: str = "",
                cell_inches: float = 1.2) -> Path:
@@ -24,20 +44,13 @@ def image_grid(images: np.ndarray | Sequence[np.ndarray], path: str | Path, *, t
     images = [np.asarray(im) for im in images]
     if not images:
         raise ValueError("image_grid needs at least one image")
-    rows = rows or max(1, round(math.sqrt(len(images))))
-    cols = math.ceil(len(images) / rows)
+    rows = _rows(len(images), rows)
     if titles is not None and len(titles) != len(images):
         raise ValueError(f"{len(titles)} titles for {len(images)} images")
     if row_labels is not None and len(row_labels) != rows:
         raise ValueError(f"{len(row_labels)} row labels for {rows} rows")
-    fig, axes = plt.subplots(rows, cols, figsize=(cell_inches * cols + (1.5 if row_labels else 0),
-                                                  cell_inches * rows + (0.4 if title else 0)), squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.set_xticks([])
-        ax.set_yticks([])
-        if i >= len(images):
-            ax.axis("off")
-            continue
+    fig, axes = _grid(len(images), rows, cell_inches, 1.5 if row_labels else 0.0, 0.4 if title else 0.0)
+    for i, ax in enumerate(axes.flat[: len(images)]):
         image = images[i]
         if image.ndim == 3 and image.shape[-1] == 1:
             image = image[..., 0]
@@ -64,16 +77,9 @@ def polygon_grid(images: np.ndarray, polygons: Mapping[str, np.ndarray], path: s
     for name, p in polygons.items():
         if len(p) != len(images) or p.shape[-1] % 2:
             raise ValueError(f"polygons {name!r} of shape {p.shape} do not match {len(images)} images")
-    rows = rows or max(1, round(math.sqrt(len(images))))
-    cols = math.ceil(len(images) / rows)
-    fig, axes = plt.subplots(rows, cols, figsize=(cell_inches * cols, cell_inches * rows + 0.6), squeeze=False)
+    fig, axes = _grid(len(images), _rows(len(images), rows), cell_inches, extra_height=0.6)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, ax in enumerate(axes.flat):
-        ax.set_xticks([])
-        ax.set_yticks([])
-        if i >= len(images):
-            ax.axis("off")
-            continue
+    for i, ax in enumerate(axes.flat[: len(images)]):
         image = images[i].reshape(images.shape[1], images.shape[2])
         h, w = image.shape
         ax.imshow(image, cmap="gray", vmin=0, vmax=255 if image.dtype == np.uint8 else 1, interpolation="nearest")
