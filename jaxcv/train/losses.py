@@ -43,19 +43,20 @@ def vertex_regression(predictions: jax.Array, batch: Batch) -> dict[str, jax.Arr
     return {**metrics, "matched_mse": errs.min(-1)}
 
 
-def _unit(target: jax.Array) -> jax.Array:
-    return target.astype(jnp.float32) / 255.0 if target.dtype == jnp.uint8 else target
+def to_float(images: jax.Array) -> jax.Array:
+    """uint8 images to float32 in [0, 1]; float images pass through."""
+    return images.astype(jnp.float32) / 255.0 if images.dtype == jnp.uint8 else images
 
 
 def psnr(images: jax.Array, target: jax.Array) -> jax.Array:
     """Per-example peak signal-to-noise ratio (dB) of images in [0, 1] (uint8 read as /255)."""
-    mse = ((_unit(images) - _unit(target)) ** 2).reshape(images.shape[0], -1).mean(-1)
+    mse = ((to_float(images) - to_float(target)) ** 2).reshape(images.shape[0], -1).mean(-1)
     return 10.0 * jnp.log10(1.0 / jnp.maximum(mse, 1e-10))
 
 
 def reconstruction(logits: jax.Array, batch: Batch) -> dict[str, jax.Array]:
     """Binary cross-entropy of sigmoid ``logits`` against ``batch["target"]`` in [0, 1] (uint8
     images are read as /255), and the PSNR of ``sigmoid(logits)``."""
-    target = _unit(batch["target"])
+    target = to_float(batch["target"])
     bce = optax.sigmoid_binary_cross_entropy(logits, target)
     return {"loss": bce.reshape(bce.shape[0], -1).mean(-1), "psnr": psnr(jax.nn.sigmoid(logits), target)}

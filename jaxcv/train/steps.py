@@ -12,17 +12,12 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import NamedSharding
 
-from jaxcv.train.losses import Batch, LossFn
+from jaxcv.train.losses import Batch, LossFn, to_float
 from jaxcv.train.state import TrainState
 
 Metrics = dict[str, jax.Array]
 Augment = Callable[[jax.Array, jax.Array], jax.Array]
 """``augment(rng, images) -> images``: a random transform of a float [0, 1] NHWC training batch."""
-
-
-def to_float(images: jax.Array) -> jax.Array:
-    """uint8 images to float32 in [0, 1]; float images pass through."""
-    return images.astype(jnp.float32) / 255.0 if images.dtype == jnp.uint8 else images
 
 
 def train_step(state: TrainState, batch: Batch, rng: jax.Array, loss_fn: LossFn,
