@@ -9,6 +9,7 @@ is renamed into place only once its checksum matches.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gzip
 import hashlib
@@ -20,7 +21,7 @@ import urllib.error
 import urllib.request
 import zlib
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Iterator
 
 import numpy as np
 
@@ -95,7 +96,7 @@ class Distribution:
 
 def _digest(path: Path, algorithm: str, gunzip: bool = False) -> str:
     h = hashlib.new(algorithm)
-    with _open_damaged_as_error(path, gunzip) as f:
+    with _reading(path, gunzip) as f:
         while chunk := f.read(_CHUNK):
             h.update(chunk)
     return h.hexdigest()
@@ -120,26 +121,19 @@ def verify_file(path: Path, original: Original) -> None:
         _check(path, "SHA-256", original.sha256, actual)
 
 
-class _open_damaged_as_error:
-    """``open`` (or ``gzip.open``) whose read errors on a truncated or corrupt file become a
-    ``DataUnavailableError`` naming it."""
-
-    def __init__(self, path: Path, gunzip: bool = False):
-        self.path, self.gunzip = path, gunzip
-
-    def __enter__(self):
+@contextlib.contextmanager
+def _reading(path: Path, gunzip: bool = False) -> Iterator[BinaryIO]:
+    """``path`` open for reading (decompressed if ``gunzip``); a missing, truncated or corrupt
+    file is a ``DataUnavailableError`` naming it."""
+    try:
+        file = gzip.open(path, "rb") if gunzip else open(path, "rb")
+    except FileNotFoundError:
+        raise DataUnavailableError(f"{path}: no such file") from None
+    with file:
         try:
-            self.file = gzip.open(self.path, "rb") if self.gunzip else open(self.path, "rb")
-        except FileNotFoundError:
-            raise DataUnavailableError(f"{self.path}: no such file") from None
-        return self.file
-
-    def __exit__(self, kind, error, traceback) -> bool:
-        self.file.close()
-        if isinstance(error, (EOFError, zlib.error, gzip.BadGzipFile, tarfile.TarError,
-                              pickle.UnpicklingError)):
-            raise DataUnavailableError(f"{self.path}: damaged or truncated file ({error})") from None
-        return False
+            yield file
+        except (EOFError, zlib.error, gzip.BadGzipFile, tarfile.TarError, pickle.UnpicklingError) as e:
+            raise DataUnavailableError(f"{path}: damaged or truncated file ({e})") from None
 
 
 def download(original: Original, path: Path, timeout: float = 30.0) -> Path:
@@ -166,7 +160,7 @@ def download(original: Original, path: Path, timeout: float = 30.0) -> Path:
 
 def read_idx(path: Path) -> np.ndarray:
     """An IDX file (MNIST's format, gzip-compressed): its uint8 array of the shape in its header."""
-    with _open_damaged_as_error(path, gunzip=True) as f:
+    with _reading(path, gunzip=True) as f:
         raw = f.read()
     if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] != 0x08:
         raise DataUnavailableError(f"{path}: not an IDX file of unsigned bytes")
@@ -182,10 +176,10 @@ def read_pickles(source: Path, extracted: str, members: list[str]) -> Iterator[t
     they sit in the folder ``extracted``), or from the folder ``source`` itself."""
     if source.is_dir():
         for member in members:
-            with _open_damaged_as_error(source / member) as f:
+            with _reading(source / member) as f:
                 yield member, pickle.load(f, encoding="bytes")
         return
-    with _open_damaged_as_error(source) as f, tarfile.open(fileobj=f, mode="r:gz") as tar:
+    with _reading(source) as f, tarfile.open(fileobj=f, mode="r:gz") as tar:
         for member in members:
             try:
                 handle = tar.extractfile(f"{extracted}/{member}")

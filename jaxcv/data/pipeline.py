@@ -87,15 +87,15 @@ def _unknown(name: str) -> DataUnavailableError:
 
 
 def own_builder(name: str, data_dir: Path, **config) -> tfds.core.DatasetBuilder | None:
-    """jaxcv's builder of ``name`` writing array_record under ``data_dir`` (``config``: an image
-    folder's ``ImageFolderConfig`` fields), or ``None`` if jaxcv has none."""
+    """jaxcv's builder of ``name`` under ``data_dir`` (``config``: an image folder's
+    ``ImageFolderConfig`` fields), or ``None`` if jaxcv has none.  No file format is asked for:
+    the folder may hold TFRecord (``prepare`` writes array_record)."""
     if name in EMBEDDED:
-        return builders.Shapes(config=name.split("/", 1)[1], data_dir=data_dir, file_format=ARRAY_RECORD)
+        return builders.Shapes(config=name.split("/", 1)[1], data_dir=data_dir)
     if name in real.BUILDERS:
-        return real.BUILDERS[name](data_dir=data_dir, file_format=ARRAY_RECORD)
+        return real.BUILDERS[name](data_dir=data_dir)
     if name.startswith("image_folder/") and config:
-        return ImageFolder(config=ImageFolderConfig(name=name.split("/", 1)[1], **config), data_dir=data_dir,
-                           file_format=ARRAY_RECORD)
+        return ImageFolder(config=ImageFolderConfig(name=name.split("/", 1)[1], **config), data_dir=data_dir)
     return None
 
 
