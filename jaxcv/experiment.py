@@ -66,7 +66,9 @@ def parser(study: str, description: str, *, dataset: str, epochs: int, batch_siz
                         "memory) instead of vmapped in one compiled call")
     p.add_argument("--train-size", type=positive_int, default=None,
                    help="use only the first N training examples (quick checks)")
-    p.add_argument("--data-dir", default=None, help="TFDS data dir holding prepared datasets")
+    p.add_argument("--data-dir", default=None,
+                   help="folder of prepared datasets or of a real dataset's original files (MNIST's four "
+                        ".gz, the CIFAR python tarball), prepared there once (default: ~/tensorflow_datasets)")
     p.add_argument("--out", type=Path, default=None, help=f"run folder (default: runs/{study}/<dataset>)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p

@@ -1,23 +1,26 @@
-"""Shared fixtures: one TFDS data dir per test session holding the embedded datasets."""
+"""Shared fixtures: one TFDS data dir per test session holding the embedded datasets, and the
+real MNIST beside the project (skipped where absent)."""
 
 from __future__ import annotations
 
-import gzip
 import os
-import struct
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-MNIST_T10K = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist-t10k"
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+MNIST_T10K = SHARED_DATA / "mnist-t10k"
+MNIST = SHARED_DATA / "mnist"
 
 
 def pytest_configure(config):
     """One fresh on-disk XLA cache per session, inherited by the scripts the tests run: a
-    program compiles once per session however many processes need it."""
+    program compiles once per session however many processes need it.  A fresh default TFDS
+    data dir too: no test reads or writes the user's ``~/tensorflow_datasets``."""
     os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="jaxcv-xla-"))
+    os.environ["TFDS_DATA_DIR"] = tempfile.mkdtemp(prefix="jaxcv-tfds-")
 
 
 @pytest.fixture(scope="session")
@@ -58,18 +61,23 @@ def shapes_denoise(data_dir):
     return _splits("shapes/denoise", data_dir)
 
 
-def _read_idx(path: Path) -> np.ndarray:
-    with gzip.open(path, "rb") as f:
-        raw = f.read()
-    dims = raw[3]
-    shape = struct.unpack(f">{dims}I", raw[4 : 4 + 4 * dims])
-    return np.frombuffer(raw, np.uint8, offset=4 + 4 * dims).reshape(shape)
+def _idx_split(folder: Path, prefix: str) -> dict[str, np.ndarray]:
+    """One split of MNIST's original IDX files in ``folder``, or skip."""
+    from jaxcv.data.originals import read_idx
+
+    images, labels = folder / f"{prefix}-images-idx3-ubyte.gz", folder / f"{prefix}-labels-idx1-ubyte.gz"
+    if not (images.exists() and labels.exists()):
+        pytest.skip(f"real MNIST ({prefix}) not found in {folder}")
+    return {"image": read_idx(images)[..., None], "label": read_idx(labels).astype(np.int32)}
 
 
 @pytest.fixture(scope="session")
 def mnist_t10k():
     """The real MNIST test set (10,000 digits) from ../shared/data, or skip."""
-    images, labels = MNIST_T10K / "t10k-images-idx3-ubyte.gz", MNIST_T10K / "t10k-labels-idx1-ubyte.gz"
-    if not (images.exists() and labels.exists()):
-        pytest.skip(f"real MNIST test set not found in {MNIST_T10K}")
-    return {"image": _read_idx(images)[..., None], "label": _read_idx(labels).astype(np.int32)}
+    return _idx_split(MNIST_T10K, "t10k")
+
+
+@pytest.fixture(scope="session")
+def mnist_full():
+    """The complete real MNIST (60,000 + 10,000 digits) from ../shared/data/mnist, or skip."""
+    return _idx_split(MNIST, "train"), _idx_split(MNIST, "t10k")

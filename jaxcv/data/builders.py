@@ -1,7 +1,8 @@
 """The embedded datasets, as TFDS builders: generated here, never downloaded.
 
-Importing this module registers ``shapes`` with TFDS, so ``tfds.load("shapes/cifar")``
-works like any catalogued dataset and caches its TFRecords in the TFDS data dir.
+Importing this module registers ``shapes`` with TFDS, so ``tfds.data_source("shapes/cifar",
+builder_kwargs={"file_format": "array_record"})`` works like any catalogued dataset (no
+TensorFlow needed) and keeps its array_record files in the TFDS data dir.
 """
 
 from __future__ import annotations
@@ -15,6 +16,12 @@ from jaxcv.data.shapes import (CIFAR_SHAPES, CLASSIC_SHAPES, classic_ink, ink_im
                                render_classic, render_triangle)
 
 TASKS = ("classify", "vertices", "denoise")
+
+
+def image_feature(shape: tuple[int, int, int]) -> tfds.features.Tensor:
+    """uint8 pixels stored as raw bytes: written and read without an image codec (TFDS's
+    ``Image`` feature would need TensorFlow to encode arrays)."""
+    return tfds.features.Tensor(shape=shape, dtype=np.uint8, encoding=tfds.features.Encoding.BYTES)
 
 
 @dataclasses.dataclass
@@ -35,9 +42,11 @@ class Shapes(tfds.core.GeneratorBasedBuilder):
     """Generated shapes of seed 004 (72x72 grey: classification, vertex regression, denoising)
     and a CIFAR-shaped colour variant."""
 
-    VERSION = tfds.core.Version("1.1.0")
+    VERSION = tfds.core.Version("2.0.0")
     RELEASE_NOTES = {"1.0.0": "First release.",
-                     "1.1.0": "shapes/triangles (vertex regression) and shapes/denoise (noisy/clean pairs)."}
+                     "1.1.0": "shapes/triangles (vertex regression) and shapes/denoise (noisy/clean pairs).",
+                     "2.0.0": "Images as raw uint8 tensors (no PNG codec), prepared as array_record without "
+                              "TensorFlow; the same examples as 1.1.0."}
     BUILDER_CONFIGS = [
         ShapesConfig(name="easy", description="Centred upright square/circle/triangle, 72x72."),
         ShapesConfig(name="hard", free=True, noise=0.3,
@@ -57,7 +66,7 @@ class Shapes(tfds.core.GeneratorBasedBuilder):
         cfg = self.builder_config
         if cfg.task not in TASKS:
             raise ValueError(f"shapes task must be one of {', '.join(TASKS)}, got {cfg.task!r}")
-        image = tfds.features.Image(shape=(cfg.image_size, cfg.image_size, cfg.channels))
+        image = image_feature((cfg.image_size, cfg.image_size, cfg.channels))
         features = {"image": image, "label": tfds.features.ClassLabel(names=list(cfg.classes))}
         if cfg.task == "vertices":
             features["vertices"] = tfds.features.Tensor(shape=(6,), dtype=np.float32)
