@@ -106,7 +106,8 @@ def mask_updates(tx: optax.GradientTransformation, trainable: Sequence[str]) -> 
 
 def freeze_batchnorm(model: nn.Module, frozen: Sequence[str], batch_stats: dict[str, Any]) -> nn.Module:
     """``model`` with the BatchNorm layers among ``frozen`` in inference mode (and the others not)."""
-    frozen_bn = tuple(layer for layer in _layers(batch_stats) if layer in set(frozen)) if batch_stats else ()
+    frozen = set(frozen)
+    frozen_bn = tuple(layer for layer in _layers(batch_stats) if layer in frozen) if batch_stats else ()
     if "frozen" in getattr(model, "__dataclass_fields__", {}):
         return model.clone(frozen=frozen_bn)
     if frozen_bn:
@@ -122,7 +123,7 @@ def set_trainable(state: TrainState, trainable: str | Sequence[str], tx: optax.G
     ``sample_input`` (an array or ``jax.ShapeDtypeStruct``) gives the layers' order."""
     layers = layer_order(state.model, sample_input)
     chosen = select_layers(layers, trainable, head_layers(state.model, layers))
-    frozen = [layer for layer in layers if layer not in set(chosen)]
+    frozen = sorted(set(layers) - set(chosen))
     masked = mask_updates(tx, chosen)
     return state.replace(model=freeze_batchnorm(state.model, frozen, state.batch_stats), tx=masked,
                          opt_state=masked.init(state.params))

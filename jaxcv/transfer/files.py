@@ -107,6 +107,7 @@ def _keras3_entries(f: h5py.File) -> list[Entry]:
         if isinstance(obj, h5py.Group) and name.rsplit("/", 1)[-1] == "vars" and len(obj):
             tensors = [np.asarray(obj[str(i)]) for i in range(len(obj))]
             layer = obj.attrs.get("name")
+            layer = layer.decode("utf8") if isinstance(layer, bytes) else layer
             entries.append(Entry(name.rsplit("/", 1)[0] if "/" in name else "", layer, tensors))
 
     f.visititems(visit)
@@ -114,8 +115,11 @@ def _keras3_entries(f: h5py.File) -> list[Entry]:
 
 
 def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
+    try:
+        from safetensors import SafetensorError
+        from safetensors.numpy import load_file
+    except ImportError:
+        raise UsageError(f"{path}: reading .safetensors needs safetensors (pip install safetensors)") from None
 
     try:
         return load_file(path)

