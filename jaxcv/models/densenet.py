@@ -34,8 +34,9 @@ class DenseNet(BatchNormBackbone):
     ``blocks`` keeps the first 1-4 dense blocks; fewer than four cut the network after the
     transition that follows the last kept block (report 002: "cut the model in the
     transition block before the dense block we want to remove"; with an 8-way top, 3, 2 and
-    1 blocks give 4.85 M, 1.45 M and 383 k parameters, the report's 5 M / 1.5 M / 380 k).
-    Keras' DenseNet expects ``torch`` preprocessing.
+    1 blocks give 4.85 M, 1.45 M and 383 k parameters, the report's 5 M / 1.5 M / 380 k);
+    a whole DenseNet's weights load into it with ``strict=False`` (the removed layers are
+    listed as not in the model).  Keras' DenseNet expects ``torch`` preprocessing.
     """
 
     depth: int = 121

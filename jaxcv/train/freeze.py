@@ -34,13 +34,12 @@ TRAINABLE_HELP = "'all', 'head', 'from:LAYER', 'last:N' or layer names / prefixe
 
 
 def _layers(tree: dict[str, Any], prefix: str = "") -> Iterator[str]:
-    """Paths of the dicts of arrays (layers) in a variables tree, in the tree's order."""
+    """Paths of the modules that hold arrays (layers) in a variables tree, in the tree's order."""
     for key, value in tree.items():
-        path = f"{prefix}{key}"
-        if all(not isinstance(v, dict) for v in value.values()):
-            yield path
-        else:
-            yield from _layers(value, path + "/")
+        if isinstance(value, dict):
+            if any(not isinstance(v, dict) for v in value.values()):
+                yield f"{prefix}{key}"
+            yield from _layers(value, f"{prefix}{key}/")
 
 
 def layer_order(model: nn.Module, sample_input: Any) -> list[str]:

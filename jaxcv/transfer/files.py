@@ -65,7 +65,7 @@ def read_weight_file(path: str | os.PathLike) -> WeightFile:
                          f"of another format? PyTorch files need a {'/'.join(TORCH_SUFFIXES)} or .safetensors suffix)")
     try:
         with h5py.File(path, "r") as f:
-            root = f["model_weights"] if "model_weights" in f else f
+            root = f.get("model_weights", f)
             if _attribute_list(root, "layer_names"):
                 return WeightFile(path, "keras2", _keras2_entries(root))
             entries = _keras3_entries(f)
