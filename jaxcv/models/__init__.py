@@ -7,10 +7,15 @@ from typing import Any, Callable
 
 import flax.linen as nn
 
+from jaxcv.models.backbone import Backbone, BatchNormBackbone
 from jaxcv.models.cnn import CifarCNN, MnistCNN
+from jaxcv.models.densenet import DenseNet
 from jaxcv.models.lenet import LeNet, LeNetModel1, LeNetModel2
+from jaxcv.models.preprocess import deprocess, preprocess
+from jaxcv.models.resnet import ResNet
 from jaxcv.models.shapes import Hourglass, ShapesDeepCNN, ShapesLinear, ShapesShallowCNN, VertexRegressor
 from jaxcv.models.summary import ParamRow, count_params, param_table
+from jaxcv.models.vgg import VGG
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "mnist_cnn": MnistCNN,
@@ -25,6 +30,11 @@ _REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "shapes_deep_cnn": ShapesDeepCNN,
     "vertex_regressor": VertexRegressor,
     "hourglass": Hourglass,
+    "vgg16": functools.partial(VGG, depth=16),
+    "vgg19": functools.partial(VGG, depth=19),
+    "resnet18": functools.partial(ResNet, depth=18),
+    "resnet50": functools.partial(ResNet, depth=50),
+    "densenet121": functools.partial(DenseNet, depth=121),
 }
 
 
@@ -44,4 +54,5 @@ def get_model(name: str, **overrides: Any) -> nn.Module:
 
 __all__ = ["get_model", "list_models", "count_params", "param_table", "ParamRow",
            "MnistCNN", "CifarCNN", "LeNet", "LeNetModel1", "LeNetModel2",
-           "ShapesLinear", "ShapesShallowCNN", "ShapesDeepCNN", "VertexRegressor", "Hourglass"]
+           "ShapesLinear", "ShapesShallowCNN", "ShapesDeepCNN", "VertexRegressor", "Hourglass",
+           "Backbone", "BatchNormBackbone", "VGG", "ResNet", "DenseNet", "preprocess", "deprocess"]

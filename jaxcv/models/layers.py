@@ -10,6 +10,7 @@ exactly the parameters of ``flax.linen.Conv`` (``kernel`` of shape
 
 from __future__ import annotations
 
+import functools
 from typing import Literal, Sequence
 
 import flax.linen as nn
@@ -33,35 +34,45 @@ def resolve_conv_impl(impl: ConvImpl) -> str:
     return impl
 
 
-def _pad_same(x: jax.Array, kh: int, kw: int) -> jax.Array:
-    top, left = (kh - 1) // 2, (kw - 1) // 2
-    return jnp.pad(x, ((0, 0), (top, kh - 1 - top), (left, kw - 1 - left), (0, 0)))
+def _pad_same(x: jax.Array, kh: int, kw: int, strides: tuple[int, int] = (1, 1)) -> jax.Array:
+    """TensorFlow's (and ``lax``'s) ``SAME`` padding: the output is ``ceil(size / stride)``."""
+    pads = jax.lax.padtype_to_pads(x.shape[1:3], (kh, kw), strides, "SAME")
+    return jnp.pad(x, ((0, 0), *pads, (0, 0)))
 
 
-def im2col(x: jax.Array, kh: int, kw: int) -> jax.Array:
-    """Patches of a valid, stride-1 ``kh x kw`` window: ``(N, H', W', kh*kw*C)``.
+def window_slices(x: jax.Array, kh: int, kw: int, strides: tuple[int, int] = (1, 1)) -> list[jax.Array]:
+    """The ``kh * kw`` strided views of NHWC ``x`` whose element ``[n, i, j]`` is the window
+    ``(i, j)``'s pixel at one offset: the valid windows of a convolution or a pool."""
+    (sh, sw), (height, width) = strides, x.shape[1:3]
+    h, w = (height - kh) // sh + 1, (width - kw) // sw + 1
+    return [x[:, i : i + (h - 1) * sh + 1 : sh, j : j + (w - 1) * sw + 1 : sw, :]
+            for i in range(kh) for j in range(kw)]
+
+
+def im2col(x: jax.Array, kh: int, kw: int, strides: tuple[int, int] = (1, 1)) -> jax.Array:
+    """Patches of a valid ``kh x kw`` window: ``(N, H', W', kh*kw*C)``.
 
     The feature order matches a ``(kh, kw, C, out)`` kernel reshaped to ``(-1, out)``.
     """
-    h, w = x.shape[1] - kh + 1, x.shape[2] - kw + 1
-    cols = [x[:, i : i + h, j : j + w, :] for i in range(kh) for j in range(kw)]
-    return jnp.concatenate(cols, axis=-1)
+    return jnp.concatenate(window_slices(x, kh, kw, strides), axis=-1)
 
 
-def conv_valid(x: jax.Array, kernel: jax.Array, impl: str) -> jax.Array:
-    """A valid, stride-1 convolution of NHWC ``x`` with an HWIO ``kernel``."""
+def conv_valid(x: jax.Array, kernel: jax.Array, impl: str, strides: tuple[int, int] = (1, 1)) -> jax.Array:
+    """A valid convolution of NHWC ``x`` with an HWIO ``kernel``."""
     if impl == "im2col":
         kh, kw, _, features = kernel.shape
-        return im2col(x, kh, kw) @ kernel.reshape(-1, features)
-    return jax.lax.conv_general_dilated(x, kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        return im2col(x, kh, kw, strides) @ kernel.reshape(-1, features)
+    return jax.lax.conv_general_dilated(x, kernel, strides, "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
 class Conv(nn.Module):
-    """A stride-1 2-D convolution, NHWC, ``padding`` of ``"SAME"`` or ``"VALID"``."""
+    """A 2-D convolution, NHWC, ``padding`` of ``"SAME"`` or ``"VALID"``, ``strides`` as in
+    ``flax.linen.Conv`` (an int or a pair)."""
 
     features: int
     kernel_size: tuple[int, int] = (3, 3)
     padding: str = "SAME"
+    strides: int | tuple[int, int] = 1
     use_bias: bool = True
     impl: ConvImpl = "auto"
     kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
@@ -73,10 +84,11 @@ class Conv(nn.Module):
         padding = self.padding.upper()
         if padding not in ("SAME", "VALID"):
             raise ValueError(f"padding must be 'SAME' or 'VALID', got {self.padding!r}")
+        strides = (self.strides, self.strides) if isinstance(self.strides, int) else tuple(self.strides)
         kernel = self.param("kernel", self.kernel_init, (kh, kw, x.shape[-1], self.features))
         if padding == "SAME":
-            x = _pad_same(x, kh, kw)
-        y = conv_valid(x, kernel, resolve_conv_impl(self.impl))
+            x = _pad_same(x, kh, kw, strides)
+        y = conv_valid(x, kernel, resolve_conv_impl(self.impl), strides)
         if self.use_bias:
             y = y + self.param("bias", self.bias_init, (self.features,))
         return y
@@ -106,16 +118,33 @@ class Dropout(nn.Module):
         return jax.lax.select(mask, x / jnp.maximum(keep, 1e-12).astype(x.dtype), jnp.zeros_like(x))
 
 
-def max_pool(x: jax.Array, size: int = 2) -> jax.Array:
-    """Non-overlapping ``size x size`` max-pool, flooring odd sizes like Keras.
-
-    A reshape + max instead of ``reduce_window``: its gradient is a cheap
-    elementwise mask rather than XLA:CPU's slow ``select_and_scatter``.
-    """
+def _blocks(x: jax.Array, size: int) -> jax.Array:
+    """NHWC ``x`` as non-overlapping ``size x size`` blocks ``(N, H', size, W', size, C)``,
+    the odd rows and columns dropped like Keras' ``valid`` pools."""
     n, h, w, c = x.shape
     h2, w2 = h // size, w // size
-    x = x[:, : h2 * size, : w2 * size, :].reshape(n, h2, size, w2, size, c)
-    return x.max(axis=(2, 4))
+    return x[:, : h2 * size, : w2 * size, :].reshape(n, h2, size, w2, size, c)
+
+
+def max_pool(x: jax.Array, size: int = 2, stride: int | None = None, padding: int = 0) -> jax.Array:
+    """``size x size`` max-pool moving by ``stride`` (default ``size``: non-overlapping, flooring
+    odd sizes like Keras) over ``x`` padded by ``padding`` pixels a side that never win
+    (PyTorch's ``MaxPool2d(3, 2, padding=1)`` of ResNet).
+
+    A reshape (or strided slices) + max instead of ``reduce_window``: its gradient is a
+    cheap elementwise mask rather than XLA:CPU's slow ``select_and_scatter``.
+    """
+    stride = size if stride is None else stride
+    if stride == size and padding == 0:
+        return _blocks(x, size).max(axis=(2, 4))
+    x = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)), constant_values=-jnp.inf)
+    return functools.reduce(jnp.maximum, window_slices(x, size, size, (stride, stride)))
+
+
+def avg_pool(x: jax.Array, size: int = 2) -> jax.Array:
+    """Non-overlapping ``size x size`` average pool, flooring odd sizes like Keras'
+    ``AveragePooling2D`` (DenseNet's transitions)."""
+    return _blocks(x, size).mean(axis=(2, 4))
 
 
 def upsample(x: jax.Array, size: int = 2) -> jax.Array:

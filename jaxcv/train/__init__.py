@@ -2,6 +2,7 @@
 
 from jaxcv.train.callbacks import EarlyStopping, ReduceLROnPlateau
 from jaxcv.train.checkpoint import Checkpointer
+from jaxcv.train.freeze import Stage, set_trainable, two_stage
 from jaxcv.train.loop import (FitResult, NonFiniteLossError, aot_compile, evaluate_arrays, fit, fit_many,
                               pad_to_batches, predict)
 from jaxcv.train.losses import classification, psnr, reconstruction, regression, vertex_regression
@@ -14,4 +15,5 @@ __all__ = ["EarlyStopping", "ReduceLROnPlateau", "Checkpointer", "FitResult", "a
            "evaluate_arrays", "fit", "fit_many", "pad_to_batches", "predict", "classification", "psnr", "reconstruction", "regression",
            "vertex_regression", "OPTIMIZERS",
            "SCHEDULES", "make_optimizer", "make_schedule", "data_mesh", "maybe_initialize_distributed",
-           "TrainState", "create_state", "evaluate", "train_epoch", "train_step"]
+           "TrainState", "create_state", "evaluate", "train_epoch", "train_step", "Stage", "set_trainable",
+           "two_stage"]
