@@ -198,8 +198,12 @@ def test_occlusion_equals_occluding_by_hand_and_does_not_depend_on_batching(tiny
     np.testing.assert_allclose(again.true_prob, maps.true_prob, rtol=1e-5)
     alone = inspection.occlusion(model, variables, images[3:4], labels[3:4], patch=4, stride=3, fill=0.25)
     np.testing.assert_allclose(alone.true_prob[0], maps.true_prob[3], rtol=1e-5)
-    predicted = inspection.occlusion(model, variables, images, patch=4, stride=3)
+    predicted = inspection.occlusion(model, variables, images, patch=4, stride=3)  # each image's mean colour
     np.testing.assert_array_equal(predicted.classes, np.argmax(model.apply(variables, images / 255.0)[0], -1))
+    hidden = images[4].astype(np.float32) / 255
+    hidden[6:10, 3:7] = hidden.mean(axis=(0, 1))
+    probs = jax.nn.softmax(model.apply(variables, hidden[None])[0][0])
+    assert predicted.true_prob[4, 2, 1] == pytest.approx(float(probs[predicted.classes[4]]), rel=1e-5)
 
 
 def test_worst_patches_are_the_least_probable_positions():

@@ -1,10 +1,14 @@
 """Occlusion sensitivity (Zeiler & Fergus 2014): how a classifier's probabilities change as a
-grey patch slides over the image.  Where hiding a region hurts, the decision rests on it."""
+grey patch slides over the image.  Where hiding a region hurts, the decision rests on it.
+
+The patch is each image's mean colour by default, Zeiler and Fergus' grey for natural images:
+a patch that does not stand out where it hides nothing (mid-grey on MNIST's black or the
+shapes' white background adds a blob of ink that the model may read as a stroke)."""
 
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 import flax.linen as nn
 import jax
@@ -37,9 +41,10 @@ def positions(size: int, patch: int, stride: int) -> jax.Array:
 
 @functools.partial(jax.jit, static_argnames=("model", "patch", "stride", "batch_size"))
 def _occlusion(model: nn.Module, variables: Variables, images: jax.Array, labels: jax.Array | None,
-               patch: int, stride: int, fill: float, batch_size: int) -> OcclusionMaps:
+               patch: int, stride: int, fill: jax.Array | None, batch_size: int) -> OcclusionMaps:
     images = to_float(images)
     n, h, w, _ = images.shape
+    fill = images.mean(axis=(1, 2)) if fill is None else jnp.broadcast_to(fill, (n, images.shape[-1]))
     rows, cols = positions(h, patch, stride), positions(w, patch, stride)
     tops, lefts = (a.reshape(-1) for a in jnp.meshgrid(rows, cols, indexing="ij"))
     per_image = len(tops)
@@ -55,7 +60,7 @@ def _occlusion(model: nn.Module, variables: Variables, images: jax.Array, labels
         inside_rows = (jnp.arange(h) >= tops[at][:, None]) & (jnp.arange(h) < tops[at][:, None] + patch)
         inside_cols = (jnp.arange(w) >= lefts[at][:, None]) & (jnp.arange(w) < lefts[at][:, None] + patch)
         hidden = inside_rows[:, :, None, None] & inside_cols[:, None, :, None]
-        probs = probabilities(jnp.where(hidden, jnp.asarray(fill, images.dtype), images[image]))
+        probs = probabilities(jnp.where(hidden, fill[image][:, None, None, :], images[image]))
         return class_scores(probs, classes[image])[1], probs.max(-1), jnp.argmax(probs, -1).astype(jnp.int32)
 
     true_prob, top_prob, top_class = (
@@ -64,10 +69,12 @@ def _occlusion(model: nn.Module, variables: Variables, images: jax.Array, labels
 
 
 def occlusion(model: nn.Module, variables: Variables, images: jax.Array, labels: jax.Array | None = None, *,
-              patch: int, stride: int, fill: float = 0.5, batch_size: int = 256) -> OcclusionMaps:
-    """Slide a ``patch`` x ``patch`` square of ``fill`` (on the [0, 1] image scale: 0.5 is grey)
-    over every image with ``stride``, and classify each occluded copy: ``P = (H - patch) //
-    stride + 1`` rows by ``Q`` columns of positions.  ``labels`` are the classes to explain
+              patch: int, stride: int, fill: float | Sequence[float] | None = None, batch_size: int = 256
+              ) -> OcclusionMaps:
+    """Slide a ``patch`` x ``patch`` square of ``fill`` over every image with ``stride``, and
+    classify each occluded copy: ``P = (H - patch) // stride + 1`` rows by ``Q`` columns of
+    positions.  ``fill`` is a value or one per channel on the [0, 1] image scale (0.5 is grey),
+    by default each image's mean per channel.  ``labels`` are the classes to explain
     (default: the model's predictions on the clear images).  Every position of every image
     runs through one compiled call, ``batch_size`` occluded images at a time."""
     images = jnp.asarray(images)
@@ -77,6 +84,7 @@ def occlusion(model: nn.Module, variables: Variables, images: jax.Array, labels:
     if stride < 1:
         raise UsageError(f"occlusion stride must be >= 1 pixel, got {stride}")
     check_batch_size(batch_size)
+    fill = None if fill is None else jnp.asarray(fill, jnp.float32)
     return _occlusion(model, variables, images, labels, patch, stride, fill, batch_size)
 
 
