@@ -274,6 +274,7 @@ def test_weight_histograms_and_their_change(tiny):
     (lambda m, v, x: inspection.occlusion(m, v, x, patch=0, stride=1), "patch must be 1 to 10 pixels"),
     (lambda m, v, x: inspection.occlusion(m, v, x, patch=3, stride=0), "stride must be >= 1"),
     (lambda m, v, x: inspection.saliency(m, v, x, batch_size=0), "batch_size must be >= 1"),
+    (lambda m, v, x: inspection.grad_cam(m, v, x, [0, 1], layer="conv1"), r"one label per image: \(2,\) labels for 5"),
     (lambda m, v, x: inspection.weight_histograms(v, bins=0), ">= 1 bin"),
 ])
 def test_bad_requests_are_usage_errors_that_say_what_is_valid(tiny, call, message):

@@ -4,12 +4,13 @@ Grad-CAM of a convolution (Selvaraju et al. 2017)."""
 from __future__ import annotations
 
 import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from jaxcv.inspection.batching import check_batch_size, map_batches
-from jaxcv.inspection.layers import Variables, check_conv_layer, class_scores, forward
+from jaxcv.inspection.layers import Variables, as_labels, check_conv_layer, class_scores, forward
 from jaxcv.train.losses import to_float
 
 
@@ -30,7 +31,8 @@ def input_gradients(model: nn.Module, variables: Variables, images: jax.Array, l
     """``(N, H, W, C)``: the gradient of each image's class logit (``labels``, default: the
     predicted class) with respect to its pixels, on the [0, 1] image scale."""
     check_batch_size(batch_size)
-    return _input_gradients(model, variables, jnp.asarray(images), labels, batch_size)
+    images = jnp.asarray(images)
+    return _input_gradients(model, variables, images, as_labels(labels, images), batch_size)
 
 
 def saliency(model: nn.Module, variables: Variables, images: jax.Array, labels: jax.Array | None = None, *,
@@ -95,4 +97,5 @@ def grad_cam(model: nn.Module, variables: Variables, images: jax.Array, labels: 
     are the classes to explain (default: the predicted ones)."""
     check_conv_layer(variables, layer)
     check_batch_size(batch_size)
-    return _grad_cam(model, variables, jnp.asarray(images), labels, layer, batch_size)
+    images = jnp.asarray(images)
+    return _grad_cam(model, variables, images, as_labels(labels, images), layer, batch_size)

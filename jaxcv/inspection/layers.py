@@ -37,6 +37,16 @@ def feature(features: Mapping[str, jax.Array], layer: str | None) -> jax.Array:
     return features[layer]
 
 
+def as_labels(labels: Any, images: jax.Array) -> jax.Array | None:
+    """``labels`` as int32, one per image (``None`` stays: explain the predicted classes)."""
+    if labels is None:
+        return None
+    labels = jnp.asarray(labels, jnp.int32)
+    if labels.shape != images.shape[:1]:
+        raise UsageError(f"give one label per image: {labels.shape} labels for {images.shape[0]} images")
+    return labels
+
+
 def class_scores(logits: jax.Array, labels: jax.Array | None) -> tuple[jax.Array, jax.Array]:
     """The classes to explain, ``labels`` or else the model's predictions, and their logits."""
     classes = jnp.argmax(logits, -1) if labels is None else jnp.asarray(labels, jnp.int32)

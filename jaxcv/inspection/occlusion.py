@@ -16,7 +16,7 @@ import jax.numpy as jnp
 
 from jaxcv.errors import UsageError
 from jaxcv.inspection.batching import check_batch_size, map_batches
-from jaxcv.inspection.layers import Variables, class_scores, forward
+from jaxcv.inspection.layers import Variables, as_labels, class_scores, forward
 from jaxcv.train.losses import to_float
 
 
@@ -85,7 +85,7 @@ def occlusion(model: nn.Module, variables: Variables, images: jax.Array, labels:
         raise UsageError(f"occlusion stride must be >= 1 pixel, got {stride}")
     check_batch_size(batch_size)
     fill = None if fill is None else jnp.asarray(fill, jnp.float32)
-    return _occlusion(model, variables, images, labels, patch, stride, fill, batch_size)
+    return _occlusion(model, variables, images, as_labels(labels, images), patch, stride, fill, batch_size)
 
 
 @functools.partial(jax.jit, static_argnames=("stride",))
