@@ -1,9 +1,11 @@
 """Occlusion sensitivity (Zeiler & Fergus 2014): how a classifier's probabilities change as a
 grey patch slides over the image.  Where hiding a region hurts, the decision rests on it.
 
-The patch is each image's mean colour by default, Zeiler and Fergus' grey for natural images:
-a patch that does not stand out where it hides nothing (mid-grey on MNIST's black or the
-shapes' white background adds a blob of ink that the model may read as a stroke)."""
+The patch should not stand out where it hides nothing: mid-grey on MNIST's black or on the
+shapes' white background adds a blob of ink that the model may read as a stroke.  Zeiler and
+Fergus' grey is the training set's mean; pass it as ``fill``.  Without it, each image's own mean
+colour is used, which needs nothing else and does not depend on the batch, but on an image that
+is half shape it is ink-dark."""
 
 from __future__ import annotations
 
@@ -73,8 +75,8 @@ def occlusion(model: nn.Module, variables: Variables, images: jax.Array, labels:
               ) -> OcclusionMaps:
     """Slide a ``patch`` x ``patch`` square of ``fill`` over every image with ``stride``, and
     classify each occluded copy: ``P = (H - patch) // stride + 1`` rows by ``Q`` columns of
-    positions.  ``fill`` is a value or one per channel on the [0, 1] image scale (0.5 is grey),
-    by default each image's mean per channel.  ``labels`` are the classes to explain
+    positions.  ``fill`` is a value or one per channel on the [0, 1] image scale (0.5 is grey;
+    best the training set's mean), by default each image's mean per channel.  ``labels`` are the classes to explain
     (default: the model's predictions on the clear images).  Every position of every image
     runs through one compiled call, ``batch_size`` occluded images at a time."""
     images = jnp.asarray(images)
