@@ -161,6 +161,9 @@ def test_a_batch_of_units_equals_one_call_each(two_convs, optimiser):
         one = optimise(two_convs, objective, images[i], settings, units=jnp.array([unit]), key=keys[i:i + 1])
         np.testing.assert_allclose(batch.images[i], one.images[0], atol=2e-5)
         np.testing.assert_allclose(batch.loss[i], one.loss[0], rtol=1e-4)
+    if not isinstance(optimiser, LBFGS):  # in chunks of 2: the same again
+        chunked = optimise(two_convs, objective, images, settings, units=jnp.array([0, 5, 7]), key=keys, batch_size=2)
+        np.testing.assert_allclose(chunked.images, batch.images, atol=2e-5)
 
 
 def test_snapshots_are_the_images_of_shorter_runs(two_convs):
@@ -236,6 +239,8 @@ def test_bad_requests_are_usage_errors(tiny_vgg):
         optimise(tiny_vgg, Objective(maximise={"a": Activation("block5_conv1")}), image)
     with pytest.raises(UsageError, match=r"8x8 image is too small for layer\(s\) conv5_1 .*at least 16x16"):
         optimise(tiny_vgg, Objective(maximise={"a": act}), jnp.zeros((8, 8, 3)))
+    with pytest.raises(UsageError, match=r"unit\(s\) 0..8 out of range for conv5_1, which has units 0..7"):
+        optimise(tiny_vgg, Objective(maximise={"a": act}), jnp.zeros((9, 32, 32, 3)), units=jnp.arange(9))
     with pytest.raises(UsageError, match="2 units for 1 images"):
         optimise(tiny_vgg, Objective(maximise={"a": act}), image, units=jnp.arange(2))
 

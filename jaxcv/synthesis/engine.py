@@ -85,10 +85,12 @@ class Result(NamedTuple):
 
 
 def optimise(network: Network, objective: Objective, images: jax.Array, settings: Settings = Settings(),
-             units: jax.Array | None = None, key: jax.Array | None = None) -> Result:
+             units: jax.Array | None = None, key: jax.Array | None = None,
+             batch_size: int | None = None) -> Result:
     """Minimise ``objective`` over each of ``images`` (``(N, H, W, C)`` in ``[0, 1]``, or one
     ``(H, W, C)``), image ``i`` working on unit ``units[i]`` (default 0) with its random draws
-    from ``key`` (one key split over the images, or one key per image).
+    from ``key`` (one key split over the images, or one key per image).  Gradient steps run
+    ``batch_size`` images at a time (default all: memory grows with it), L-BFGS one at a time.
 
     Bad requests (negative weights, an unknown layer, an image too small for a layer) are a
     ``UsageError`` before anything is computed.
@@ -96,24 +98,28 @@ def optimise(network: Network, objective: Objective, images: jax.Array, settings
     images = jnp.asarray(images, jnp.float32)
     if images.ndim == 3:
         images = images[None]
-    units = jnp.zeros(len(images), jnp.int32) if units is None else jnp.asarray(units, jnp.int32)
+    units = np.zeros(len(images), np.int32) if units is None else np.asarray(units, np.int32)
     if units.shape != images.shape[:1]:
         raise UsageError(f"{len(units)} units for {len(images)} images; give one unit per image")
+    if batch_size is not None and batch_size < 1:
+        raise UsageError(f"batch size is {batch_size}; it must be >= 1")
     objective.check()
-    network.check(objective.layers, images.shape[1:])
+    objective.check_units(units, network.check(objective.layers, images.shape[1:]))
     key = jax.random.key(0) if key is None else key
     keys = key if key.shape == (len(images),) else jax.random.split(key, len(images))
-    images_at, terms, loss = _optimise(network, objective, settings, images, units, keys)
+    if isinstance(settings.optimiser, LBFGS):
+        batch_size = None  # vmapped, its line search's conds would run both branches
+    else:
+        batch_size = min(batch_size or len(images), len(images))
+    images_at, terms, loss = _optimise(network, objective, settings, batch_size, images, units, keys)
     return Result(settings.recorded, np.asarray(images_at), {k: np.asarray(v) for k, v in terms.items()},
                   np.asarray(loss))
 
 
-@functools.partial(jax.jit, static_argnames="settings")
-def _optimise(network: Network, objective: Objective, settings: Settings, images: jax.Array, units: jax.Array,
-              keys: jax.Array):
+@functools.partial(jax.jit, static_argnames=("settings", "batch_size"))
+def _optimise(network: Network, objective: Objective, settings: Settings, batch_size: int | None,
+              images: jax.Array, units: jax.Array, keys: jax.Array):
     one = functools.partial(_optimise_one, network, objective, settings)
-    # L-BFGS maps image by image: vmapped, its line search's conds would run both branches.
-    batch_size = None if isinstance(settings.optimiser, LBFGS) else len(images)
     return jax.lax.map(lambda args: one(*args), (images, units, keys), batch_size=batch_size)
 
 

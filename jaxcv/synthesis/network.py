@@ -47,9 +47,10 @@ class Network:
                              f"{type(self.model).__name__} ({e})") from None
         return {name: s.shape[1:] for name, s in shapes.items()}
 
-    def check(self, layers: tuple[str, ...], image_shape: tuple[int, int, int]) -> None:
-        """``UsageError`` for a layer the model has not (listing those it has) or one the image
-        is too small to reach (naming the smallest square side that reaches it)."""
+    def check(self, layers: tuple[str, ...], image_shape: tuple[int, int, int]) -> dict[str, tuple[int, ...]]:
+        """The features' shapes (as ``feature_shapes``); ``UsageError`` for a layer the model has
+        not (listing those it has) or one the image is too small to reach (naming the smallest
+        square side that reaches it)."""
         shapes = self.feature_shapes(image_shape)
         if unknown := [layer for layer in layers if layer not in shapes]:
             raise UsageError(f"unknown layer(s) {', '.join(unknown)} for {type(self.model).__name__}; "
@@ -58,6 +59,7 @@ class Network:
             side = self._smallest_side(empty, image_shape[-1])
             raise UsageError(f"a {image_shape[0]}x{image_shape[1]} image is too small for layer(s) "
                              f"{', '.join(empty)} of {type(self.model).__name__}; use at least {side}x{side}")
+        return shapes
 
     def _smallest_side(self, layers: list[str], channels: int) -> int:
         """The smallest square image side at which every one of ``layers`` has pixels."""

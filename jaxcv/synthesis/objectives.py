@@ -13,6 +13,7 @@ from typing import Mapping, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from jaxcv.errors import UsageError
@@ -147,6 +148,15 @@ class Objective:
             if isinstance(term, Style):
                 for layer, weight in term.weights.items():
                     _check_weight(f"{name!r} weight of layer {layer!r}", weight)
+
+    def check_units(self, units: np.ndarray, shapes: Mapping[str, tuple[int, ...]]) -> None:
+        """``UsageError`` if a unit is not a channel of a layer an ``Activation`` term reads."""
+        for term in {**self.minimise, **self.maximise}.values():
+            if isinstance(term, Activation) and len(units):
+                channels = shapes[term.layer][-1]
+                if units.min() < 0 or units.max() >= channels:
+                    raise UsageError(f"unit(s) {units.min()}..{units.max()} out of range for {term.layer}, "
+                                     f"which has units 0..{channels - 1}")
 
     def __call__(self, probe: Probe, unit: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
         """The loss and every term's unweighted value."""
