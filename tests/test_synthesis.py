@@ -172,6 +172,7 @@ def test_snapshots_are_the_images_of_shorter_runs(two_convs):
     long = optimise(two_convs, objective, images, filter_settings(iterations=4, snapshots=(2,)), units=jnp.arange(2))
     short = optimise(two_convs, objective, images, filter_settings(iterations=2), units=jnp.arange(2))
     assert long.iterations == (0, 2, 4) and long.images.shape == (2, 3, 32, 32, 3)
+    assert (long.evaluations == 1).all() and long.loss.shape == (2, 5)
     np.testing.assert_allclose(long.at(2), short.final, atol=1e-6)
     np.testing.assert_allclose(long.at(0), images)
     assert best_units(long).tolist() == list(np.argsort(-long.terms["activation"][:, -1]))
@@ -190,6 +191,8 @@ def test_lbfgs_lowers_a_style_loss():
     style_loss = result.terms["style"][0]
     assert style_loss[-1] < style_loss[0] / 10
     assert (np.diff(result.loss[0]) < 0).all()
+    # scipy's maxfun=20: each iteration stops at the end of the line search that passes 20 evaluations
+    assert ((result.evaluations > 20) & (result.evaluations <= 40)).all()
 
 
 def test_deep_dream_octaves_put_back_the_lost_detail(two_convs):

@@ -66,13 +66,15 @@ class Result(NamedTuple):
     only if ``Settings.clip``); ``terms[name][:, j]`` is each objective term's unweighted value
     there, evaluated without random transforms or noise.  ``loss[:, k]`` is the loss after ``k``
     iterations as the optimiser evaluated it (at the start of iteration ``k + 1``, under its
-    random draw); ``loss[:, -1]`` is evaluated without them.
+    random draw); ``loss[:, -1]`` is evaluated without them.  ``evaluations[:, k]``: the loss
+    and gradient evaluations iteration ``k + 1`` spent (1 for a gradient step).
     """
 
     iterations: tuple[int, ...]
     images: np.ndarray
     terms: dict[str, np.ndarray]
     loss: np.ndarray
+    evaluations: np.ndarray
 
     @property
     def final(self) -> np.ndarray:
@@ -111,9 +113,9 @@ def optimise(network: Network, objective: Objective, images: jax.Array, settings
         batch_size = None  # vmapped, its line search's conds would run both branches
     else:
         batch_size = min(batch_size or len(images), len(images))
-    images_at, terms, loss = _optimise(network, objective, settings, batch_size, images, units, keys)
+    images_at, terms, loss, evaluations = _optimise(network, objective, settings, batch_size, images, units, keys)
     return Result(settings.recorded, np.asarray(images_at), {k: np.asarray(v) for k, v in terms.items()},
-                  np.asarray(loss))
+                  np.asarray(loss), np.asarray(evaluations))
 
 
 @functools.partial(jax.jit, static_argnames=("settings", "batch_size"))
@@ -132,7 +134,8 @@ def probe(network: Network, jitter: Jitter, image: jax.Array, key: jax.Array) ->
 
 def _optimise_one(network: Network, objective: Objective, settings: Settings, image: jax.Array,
                   unit: jax.Array, key: jax.Array):
-    """One image through every iteration: its recorded images, their term values, the losses."""
+    """One image through every iteration: its recorded images, their term values, the losses,
+    the evaluations spent."""
     optimiser = settings.optimiser
     recorded = settings.recorded
     slot = np.full(settings.iterations + 1, -1)
@@ -142,10 +145,10 @@ def _optimise_one(network: Network, objective: Objective, settings: Settings, im
         return objective(probe(network, settings.jitter, x, draw), unit)[0]
 
     def iteration(i, carry):
-        x, state, images_at, losses, key = carry
+        x, state, images_at, losses, evaluations, key = carry
         key, k_jitter, k_noise = jax.random.split(key, 3)
         noise = settings.noise * jax.random.uniform(k_noise, x.shape, minval=-1.0, maxval=1.0)
-        x, state, value = optimiser.iterate(lambda y: loss_at(y, k_jitter), x + noise, state)
+        x, state, value, spent = optimiser.iterate(lambda y: loss_at(y, k_jitter), x + noise, state)
         x = x - noise
         if settings.blur:
             x = jax.lax.cond((i + 1) % settings.blur_every == 0,
@@ -154,15 +157,16 @@ def _optimise_one(network: Network, objective: Objective, settings: Settings, im
             x = jnp.clip(x, 0.0, 1.0)
         images_at = jax.lax.cond(jnp.asarray(slot)[i + 1] >= 0,
                                  lambda: images_at.at[jnp.asarray(slot)[i + 1]].set(x), lambda: images_at)
-        return x, state, images_at, losses.at[i].set(value), key
+        return x, state, images_at, losses.at[i].set(value), evaluations.at[i].set(spent), key
 
     images_at = jnp.zeros((len(recorded), *image.shape), image.dtype).at[0].set(image)
     losses = jnp.zeros(settings.iterations + 1, jnp.float32)
-    carry = (image, optimiser.init(image), images_at, losses, key)
-    _, _, images_at, losses, _ = jax.lax.fori_loop(0, settings.iterations, iteration, carry)
+    evaluations = jnp.zeros(settings.iterations, jnp.int32)
+    carry = (image, optimiser.init(image), images_at, losses, evaluations, key)
+    _, _, images_at, losses, evaluations, _ = jax.lax.fori_loop(0, settings.iterations, iteration, carry)
 
     def clean(x: jax.Array):
         return objective(probe(network, Jitter(), x, key), unit)
 
     loss_end, terms = jax.lax.map(clean, images_at)
-    return images_at, terms, losses.at[-1].set(loss_end[-1])
+    return images_at, terms, losses.at[-1].set(loss_end[-1]), evaluations

@@ -1,8 +1,9 @@
 """How an image moves each iteration: normalised gradient steps, Adam, or a budget of L-BFGS.
 
 Each optimiser has ``init(x) -> state`` and ``iterate(value_fn, x, state) -> (x, state,
-value)``, where ``value`` is the loss at ``x`` before the iteration; ``value_fn`` maps one image
-to the scalar loss being minimised.  Step sizes are in units of the ``[0, 1]`` image.
+value, evaluations)``, where ``value`` is the loss at ``x`` before the iteration and
+``evaluations`` the number of loss-and-gradient evaluations it spent; ``value_fn`` maps one
+image to the scalar loss being minimised.  Step sizes are in units of the ``[0, 1]`` image.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ ValueFn = Callable[[jax.Array], jax.Array]
 class Optimiser(Protocol):
     def init(self, x: jax.Array) -> Any: ...
 
-    def iterate(self, value_fn: ValueFn, x: jax.Array, state: Any) -> tuple[jax.Array, Any, jax.Array]: ...
+    def iterate(self, value_fn: ValueFn, x: jax.Array, state: Any) -> tuple[jax.Array, Any, jax.Array, jax.Array]:
+        ...
 
 
 def _positive(owner: str, **values: float) -> None:
@@ -50,7 +52,7 @@ class _GradientSteps:
     def iterate(self, value_fn: ValueFn, x: jax.Array, state: optax.OptState):
         value, grad = jax.value_and_grad(value_fn)(x)
         updates, state = self.transformation().update(grad, state, x)
-        return optax.apply_updates(x, updates), state, value
+        return optax.apply_updates(x, updates), state, value, jnp.asarray(1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,5 +114,5 @@ class LBFGS:
                     optax.tree.get(opt_state, "grad"), evaluations + spent)
 
         carry = (x, solver.init(x), value, grad, jnp.asarray(1))
-        x = jax.lax.while_loop(lambda carry: carry[-1] <= self.evaluations, step, carry)[0]
-        return x, state, value
+        x, _, _, _, evaluations = jax.lax.while_loop(lambda carry: carry[-1] <= self.evaluations, step, carry)
+        return x, state, value, evaluations
