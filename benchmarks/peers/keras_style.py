@@ -14,9 +14,6 @@ style Grams are computed once, as jaxcv and PyTorch's tutorial do, so all three 
 
 from __future__ import annotations
 
-import argparse
-import json
-import statistics
 import time
 
 import keras
@@ -24,16 +21,14 @@ import numpy as np
 import tensorflow as tf
 from scipy.optimize import fmin_l_bfgs_b
 
+from style_peer import parse, report
+
 STYLE_LAYERS = [f"block{b}_conv1" for b in range(1, 6)]
 CONTENT_LAYER = "block4_conv2"
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("data", help=".npz: 'content', 'style', 'start' (H, W, 3) caffe-space, VGG16 'blockB_convI/kernel|bias'")
-    p.add_argument("iterations", type=int, help="timed iterations, after one untimed")
-    args = p.parse_args()
-    data = np.load(args.data)
+    data, iterations = parse(__doc__)
     height, width = data["content"].shape[:2]
 
     vgg = keras.applications.VGG16(include_top=False, weights=None, input_shape=(height, width, 3))
@@ -78,16 +73,14 @@ def main() -> None:
     x = data["start"].astype(np.float64).ravel()
     initial_loss = value_and_grad(x)[0]
     seconds, spent, losses = [], [], []
-    for _ in range(args.iterations + 1):
+    for _ in range(iterations + 1):
         evaluations = 0
         start = time.perf_counter()
         x, loss, _ = fmin_l_bfgs_b(value_and_grad, x, maxfun=20)
         seconds.append(time.perf_counter() - start)
         spent.append(evaluations)
         losses.append(float(loss))
-    print(json.dumps({"impl": "keras-tf", "iteration_seconds": statistics.median(seconds[1:]),
-                      "first_iteration_seconds": seconds[0], "seconds": seconds[1:],
-                      "evaluations": spent[1:], "initial_loss": initial_loss, "losses": losses}))
+    report("keras-tf", seconds, spent, initial_loss, losses)
 
 
 if __name__ == "__main__":

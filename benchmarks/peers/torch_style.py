@@ -12,14 +12,13 @@ all peers minimise the same function; the tutorial's clamp to ``[0, 1]`` does no
 
 from __future__ import annotations
 
-import argparse
-import json
-import statistics
 import time
 
 import numpy as np
 import torch
 from torch import nn
+
+from style_peer import parse, report
 
 BLOCKS = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
 STYLE_LAYERS = [f"block{b}_conv1" for b in range(1, 6)]
@@ -63,11 +62,7 @@ def gram(x: torch.Tensor) -> torch.Tensor:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("data", help=".npz: 'content', 'style', 'start' (H, W, 3) caffe-space, VGG16 'blockB_convI/kernel|bias'")
-    p.add_argument("iterations", type=int, help="timed iterations, after one untimed")
-    args = p.parse_args()
-    data = np.load(args.data)
+    data, iterations = parse(__doc__)
     height, width = data["content"].shape[:2]
 
     def nchw(name: str) -> torch.Tensor:
@@ -106,7 +101,7 @@ def main() -> None:
     with torch.no_grad():
         initial_loss = float(loss_of(image))
     seconds, spent, losses = [], [], []
-    for _ in range(args.iterations + 1):
+    for _ in range(iterations + 1):
         evaluations = 0
         start = time.perf_counter()
         optimizer.step(closure)
@@ -114,9 +109,7 @@ def main() -> None:
         spent.append(evaluations)
         with torch.no_grad():
             losses.append(float(loss_of(image)))
-    print(json.dumps({"impl": "torch", "iteration_seconds": statistics.median(seconds[1:]),
-                      "first_iteration_seconds": seconds[0], "seconds": seconds[1:], "evaluations": spent[1:],
-                      "initial_loss": initial_loss, "losses": losses, "threads": torch.get_num_threads()}))
+    report("torch", seconds, spent, initial_loss, losses, threads=torch.get_num_threads())
 
 
 if __name__ == "__main__":
