@@ -129,6 +129,10 @@ def test_normalised_ascent_moves_along_the_weights(linear):
     moved = (result.final - 0.5).reshape(3, -1)
     expected = weights.reshape(3, -1) / np.sqrt((weights.reshape(3, -1) ** 2).mean(1, keepdims=True))
     np.testing.assert_allclose(moved, 4 * 0.01 * expected, rtol=1e-3, atol=1e-6)
+    # Keras' deep-dream noise is taken away again: a linear unit's gradient ignores it.
+    noisy = optimise(network, Objective(maximise={"unit": Activation("fc")}), start,
+                     Settings(4, NormalisedGradient(step=0.01), noise=0.2, clip=False), units=jnp.arange(3))
+    np.testing.assert_allclose(noisy.final, result.final, atol=1e-6)
 
 
 def test_jitter_keeps_shapes_and_values():
