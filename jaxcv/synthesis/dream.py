@@ -1,0 +1,95 @@
+"""Deep dream (Mordvintsev et al. 2015) as Keras' ``deep_dream.py`` ran it in 2016-17 on VGG16
+(report 000): maximise the L2 norm of some layers' activations, minus continuity (total
+variation) and "dream" (image L2) terms, 5 rounds of L-BFGS with 7 evaluations, a random
+"jitter" noise per round; and the octaves of the classic version (several scales, the detail
+lost by shrinking put back at each larger one).
+
+The presets' weights assume VGG16's "caffe" input (0-255), as does ``jitter`` (grey levels).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+
+from jaxcv.errors import UsageError
+from jaxcv.synthesis.engine import Result, Settings, optimise
+from jaxcv.synthesis.network import Network
+from jaxcv.synthesis.objectives import LayerL2, Objective
+from jaxcv.synthesis.optimisers import LBFGS
+from jaxcv.synthesis.regularisers import ImageL2, TotalVariation
+
+
+@dataclasses.dataclass(frozen=True)
+class Dream:
+    """Layer weights of the dream score, the continuity and dream-L2 weights (per pixel value),
+    and the per-round noise amplitude in 0-255 grey levels."""
+
+    layers: Mapping[str, float]
+    continuity: float
+    dream_l2: float
+    jitter: float
+
+
+PRESETS = {
+    "dreamy": Dream({"conv5_1": 0.05, "conv5_2": 0.02}, continuity=0.1, dream_l2=0.02, jitter=0),
+    "bad_trip": Dream({"conv4_1": 0.05, "conv4_2": 0.01, "conv4_3": 0.01}, continuity=0.1, dream_l2=0.8,
+                      jitter=5),
+}
+
+
+def dream_objective(dream: Dream, image_shape: tuple[int, int, int]) -> Objective:
+    """Keras' loss for an image of ``image_shape``: the layers' ``LayerL2`` maximised, total
+    variation and image L2 minimised, both over the image's number of values."""
+    if not dream.layers:
+        raise UsageError("deep dream: no layers to dream with; name at least one")
+    size = float(math.prod(image_shape))
+    return Objective(
+        maximise={f"dream_{layer}": LayerL2(layer) for layer in dream.layers},
+        minimise={"continuity": TotalVariation(1.25), "dream_l2": ImageL2()},
+        weights={**{f"dream_{layer}": weight for layer, weight in dream.layers.items()},
+                 "continuity": dream.continuity / size, "dream_l2": dream.dream_l2 / size})
+
+
+def dream_settings(dream: Dream, iterations: int = 5, evaluations: int = 7) -> Settings:
+    """Keras' loop: ``iterations`` rounds of L-BFGS with ``evaluations`` evaluations, uniform
+    noise of ``dream.jitter`` grey levels added for each round, no clipping."""
+    return Settings(iterations=iterations, optimiser=LBFGS(evaluations=evaluations), noise=dream.jitter / 255,
+                    clip=False)
+
+
+def octave_shapes(shape: tuple[int, int], octaves: int, scale: float) -> list[tuple[int, int]]:
+    """``octaves`` image sizes, smallest first, each ``scale`` times the one before, the last ``shape``."""
+    if octaves < 1 or scale < 1:
+        raise UsageError(f"octaves {octaves} must be >= 1 and octave scale {scale} >= 1")
+    return [(max(1, round(shape[0] / scale**i)), max(1, round(shape[1] / scale**i)))
+            for i in reversed(range(octaves))]
+
+
+def optimise_octaves(network: Network, objective_for: Callable[[tuple[int, int, int]], Objective],
+                     image: jax.Array, settings: Settings, octaves: int = 3, scale: float = 1.4,
+                     key: jax.Array | None = None) -> list[Result]:
+    """Dream ``image`` (``(H, W, C)``) at ``octaves`` scales, smallest first: at each larger one
+    the dream so far is enlarged and the detail that shrinking took from the original is added
+    back.  ``objective_for(shape)`` gives the objective at each scale.  One ``Result`` per
+    octave (each its own compiled loop); the last one's ``final`` is the dream."""
+    image = jnp.asarray(image, jnp.float32)
+    key = jax.random.key(0) if key is None else key
+    results: list[Result] = []
+    previous = None
+    for shape in octave_shapes(image.shape[:2], octaves, scale):
+        size = (*shape, image.shape[-1])
+        base = jax.image.resize(image, size, "cubic")
+        if previous is None:
+            x = base
+        else:
+            lost = base - jax.image.resize(jax.image.resize(image, previous, "cubic"), size, "cubic")
+            x = jax.image.resize(results[-1].final[0], size, "cubic") + lost
+        key, k_octave = jax.random.split(key)
+        results.append(optimise(network, objective_for(size), x, settings, key=k_octave))
+        previous = size
+    return results

@@ -1,0 +1,172 @@
+"""Optimise a batch of images against a fixed network: one compiled program for the whole loop.
+
+Each image is optimised on its own (its own ``unit``, random draws and optimiser state); the
+batch runs as one call, vmapped for gradient steps (many units fill the device together) and
+mapped one image after another for L-BFGS, whose line search branches per image.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxcv.errors import UsageError
+from jaxcv.synthesis.network import Network
+from jaxcv.synthesis.objectives import Objective, Probe
+from jaxcv.synthesis.optimisers import LBFGS, NormalisedGradient, Optimiser
+from jaxcv.synthesis.regularisers import gaussian_blur
+from jaxcv.synthesis.transforms import Jitter
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """How images are optimised.
+
+    ``noise``: uniform noise of this amplitude is added to the image at the start of every
+    iteration and taken away at its end (Keras' deep dream "jitter").  ``blur``: every
+    ``blur_every`` iterations the image is blurred by a Gaussian of ``blur`` pixels.
+    ``clip``: after every iteration pixels are clipped to ``[0, 1]``, the valid range that the
+    network's ``preprocess`` maps to its own input range.  ``snapshots``: the iterations
+    (1 … ``iterations``) after which the image is kept as well as the last one.
+    """
+
+    iterations: int = 20
+    optimiser: Optimiser = NormalisedGradient()
+    jitter: Jitter = Jitter()
+    noise: float = 0.0
+    blur: float = 0.0
+    blur_every: int = 1
+    clip: bool = True
+    snapshots: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.iterations < 0:
+            raise UsageError(f"iterations is {self.iterations}; it must be >= 0")
+        if self.noise < 0 or self.blur < 0 or self.blur_every < 1:
+            raise UsageError(f"noise {self.noise} and blur {self.blur} must be >= 0, "
+                             f"blur_every {self.blur_every} >= 1")
+        if bad := [s for s in self.snapshots if not 1 <= s <= self.iterations]:
+            raise UsageError(f"snapshot iteration(s) {bad} outside 1..{self.iterations} (the iterations)")
+
+    @property
+    def recorded(self) -> tuple[int, ...]:
+        """The iterations whose images and term values a ``Result`` holds: 0, the snapshots, the last."""
+        return tuple(sorted({0, *self.snapshots, self.iterations}))
+
+
+class Result(NamedTuple):
+    """What ``optimise`` returns for ``N`` images, as numpy arrays.
+
+    ``images[:, j]`` is the image after ``iterations[j]`` iterations (``[0, 1]`` RGB, clipped
+    only if ``Settings.clip``); ``terms[name][:, j]`` is each objective term's unweighted value
+    there, evaluated without random transforms or noise.  ``loss[:, k]`` is the loss after ``k``
+    iterations as the optimiser evaluated it (at the start of iteration ``k + 1``, under its
+    random draw); ``loss[:, -1]`` is evaluated without them.  ``evaluations[:, k]``: the loss
+    and gradient evaluations iteration ``k + 1`` spent (1 for a gradient step).
+    """
+
+    iterations: tuple[int, ...]
+    images: np.ndarray
+    terms: dict[str, np.ndarray]
+    loss: np.ndarray
+    evaluations: np.ndarray
+
+    @property
+    def final(self) -> np.ndarray:
+        """The optimised images ``(N, H, W, C)``."""
+        return self.images[:, -1]
+
+    def at(self, iteration: int) -> np.ndarray:
+        """The images after ``iteration`` iterations (one of ``iterations``)."""
+        return self.images[:, self.iterations.index(iteration)]
+
+
+def optimise(network: Network, objective: Objective, images: jax.Array, settings: Settings = Settings(),
+             units: jax.Array | None = None, key: jax.Array | None = None,
+             batch_size: int | None = None) -> Result:
+    """Minimise ``objective`` over each of ``images`` (``(N, H, W, C)`` in ``[0, 1]``, or one
+    ``(H, W, C)``), image ``i`` working on unit ``units[i]`` (default 0) with its random draws
+    from ``key`` (one key split over the images, or one key per image).  Gradient steps run
+    ``batch_size`` images at a time (default all: memory grows with it), L-BFGS one at a time.
+
+    Bad requests (negative weights, an unknown layer, an image too small for a layer) are a
+    ``UsageError`` before anything is computed.
+    """
+    images = jnp.asarray(images, jnp.float32)
+    if images.ndim == 3:
+        images = images[None]
+    units = np.zeros(len(images), np.int32) if units is None else np.asarray(units, np.int32)
+    if units.shape != images.shape[:1]:
+        raise UsageError(f"{len(units)} units for {len(images)} images; give one unit per image")
+    if batch_size is not None and batch_size < 1:
+        raise UsageError(f"batch size is {batch_size}; it must be >= 1")
+    objective.check()
+    objective.check_units(units, network.check(objective.layers, images.shape[1:]))
+    key = jax.random.key(0) if key is None else key
+    keys = key if key.shape == (len(images),) else jax.random.split(key, len(images))
+    if isinstance(settings.optimiser, LBFGS):
+        batch_size = None  # vmapped, its line search's conds would run both branches
+    else:
+        batch_size = min(batch_size or len(images), len(images))
+    images_at, terms, loss, evaluations = _optimise(network, objective, settings, batch_size, images, units, keys)
+    return Result(settings.recorded, np.asarray(images_at), {k: np.asarray(v) for k, v in terms.items()},
+                  np.asarray(loss), np.asarray(evaluations))
+
+
+@functools.partial(jax.jit, static_argnames=("settings", "batch_size"))
+def _optimise(network: Network, objective: Objective, settings: Settings, batch_size: int | None,
+              images: jax.Array, units: jax.Array, keys: jax.Array):
+    one = functools.partial(_optimise_one, network, objective, settings)
+    return jax.lax.map(lambda args: one(*args), (images, units, keys), batch_size=batch_size)
+
+
+def probe(network: Network, jitter: Jitter, image: jax.Array, key: jax.Array) -> Probe:
+    """One ``(H, W, C)`` image as the network sees it: its input as is, and the features of a
+    random ``jitter`` of it drawn from ``key``."""
+    features = network.features(network.preprocess(jitter(key, image)[None]))
+    return Probe(network.preprocess(image[None])[0], {name: f[0] for name, f in features.items()})
+
+
+def _optimise_one(network: Network, objective: Objective, settings: Settings, image: jax.Array,
+                  unit: jax.Array, key: jax.Array):
+    """One image through every iteration: its recorded images, their term values, the losses,
+    the evaluations spent."""
+    optimiser = settings.optimiser
+    recorded = settings.recorded
+    slot = np.full(settings.iterations + 1, -1)
+    slot[list(recorded)] = np.arange(len(recorded))
+
+    def loss_at(x: jax.Array, draw: jax.Array) -> jax.Array:
+        return objective(probe(network, settings.jitter, x, draw), unit)[0]
+
+    def iteration(i, carry):
+        x, state, images_at, losses, evaluations, key = carry
+        key, k_jitter, k_noise = jax.random.split(key, 3)
+        noise = settings.noise * jax.random.uniform(k_noise, x.shape, minval=-1.0, maxval=1.0)
+        x, state, value, spent = optimiser.iterate(lambda y: loss_at(y, k_jitter), x + noise, state)
+        x = x - noise
+        if settings.blur:
+            x = jax.lax.cond((i + 1) % settings.blur_every == 0,
+                             functools.partial(gaussian_blur, sigma=settings.blur), lambda x: x, x)
+        if settings.clip:
+            x = jnp.clip(x, 0.0, 1.0)
+        images_at = jax.lax.cond(jnp.asarray(slot)[i + 1] >= 0,
+                                 lambda: images_at.at[jnp.asarray(slot)[i + 1]].set(x), lambda: images_at)
+        return x, state, images_at, losses.at[i].set(value), evaluations.at[i].set(spent), key
+
+    images_at = jnp.zeros((len(recorded), *image.shape), image.dtype).at[0].set(image)
+    losses = jnp.zeros(settings.iterations + 1, jnp.float32)
+    evaluations = jnp.zeros(settings.iterations, jnp.int32)
+    carry = (image, optimiser.init(image), images_at, losses, evaluations, key)
+    _, _, images_at, losses, evaluations, _ = jax.lax.fori_loop(0, settings.iterations, iteration, carry)
+
+    def clean(x: jax.Array):
+        return objective(probe(network, Jitter(), x, key), unit)
+
+    loss_end, terms = jax.lax.map(clean, images_at)
+    return images_at, terms, losses.at[-1].set(loss_end[-1]), evaluations
