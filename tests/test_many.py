@@ -7,6 +7,7 @@ import numpy as np
 import optax
 import pytest
 
+from jaxcv.errors import UsageError
 from jaxcv.models import get_model
 from jaxcv.train import fit, fit_many, make_optimizer
 
@@ -80,13 +81,13 @@ def test_resume_matches_an_uninterrupted_run(data, tmp_path):
 def test_bad_hyperparameters_are_clear_errors(data):
     train, _ = data
     kw = dict(optimizer=make_optimizer("adam", 1e-3), epochs=1, batch_size=64, progress=False)
-    with pytest.raises(ValueError, match="choose from .*learning_rate"):
+    with pytest.raises(UsageError, match="choose from .*learning_rate"):
         fit_many(get_model("cifar_cnn"), train, None, seeds=[0], hparams={"lr": [0.1]}, **kw)
-    with pytest.raises(ValueError, match="2 values for 3 seeds"):
+    with pytest.raises(UsageError, match="2 values for 3 seeds"):
         fit_many(get_model("cifar_cnn"), train, None, seeds=[0, 1, 2], hparams={"dropout_rate": [0.1, 0.2]}, **kw)
-    with pytest.raises(ValueError, match="at least one seed"):
+    with pytest.raises(UsageError, match="at least one seed"):
         fit_many(get_model("cifar_cnn"), train, None, seeds=[], **kw)
     scheduled = make_optimizer("adam", optax.cosine_decay_schedule(1e-3, 10))
-    with pytest.raises(ValueError, match="learning_rate"):
+    with pytest.raises(UsageError, match="learning_rate"):
         fit_many(get_model("cifar_cnn"), train, None, seeds=[0], hparams={"learning_rate": [0.1]},
                  **{**kw, "optimizer": scheduled})

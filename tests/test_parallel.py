@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from jaxcv.errors import UsageError
 from jaxcv.train import data_mesh
 from jaxcv.train.parallel import check_batch_size
 
@@ -38,5 +39,5 @@ def test_same_losses_on_one_and_four_devices(shapes_cifar, data_dir):
 def test_batch_must_split_over_devices():
     mesh = data_mesh()
     check_batch_size(mesh.size * 8, mesh)
-    with pytest.raises(ValueError, match="multiple"):
+    with pytest.raises(UsageError, match="multiple"):
         check_batch_size(0, mesh)
