@@ -1,23 +1,53 @@
-"""Shared fixtures: one TFDS data dir per test session holding the embedded datasets."""
+"""Shared fixtures: one TFDS data dir per test session holding the embedded datasets, the
+study scripts run in-process, the real MNIST test set."""
 
 from __future__ import annotations
 
+import functools
 import gzip
+import importlib.util
+import json
 import os
 import struct
 import tempfile
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
 
-MNIST_T10K = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist-t10k"
+ROOT = Path(__file__).resolve().parents[1]
+MNIST_T10K = ROOT.parent / "shared" / "data" / "mnist-t10k"
 
 
 def pytest_configure(config):
     """One fresh on-disk XLA cache per session, inherited by the scripts the tests run: a
-    program compiles once per session however many processes need it."""
+    program compiles once per session however many tests (and processes) need it, however
+    short its compile.  No test may download: datasets come from the session's data dir."""
     os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="jaxcv-xla-"))
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    os.environ.setdefault("JAXCV_OFFLINE", "1")
+
+
+@functools.cache
+def study(name: str) -> ModuleType:
+    """``experiments/<name>.py`` imported as a module: ``study(name).run(argv)`` runs it in-process."""
+    spec = importlib.util.spec_from_file_location(f"experiments_{name}", ROOT / "experiments" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def run_study(data_dir):
+    """``run_study(name, out, *argv)``: the study run in-process on the session's data dir into
+    ``out``, without progress bars; its history and summary."""
+
+    def run(name: str, out: Path, *argv: str) -> tuple[dict, str]:
+        study(name).run(["--data-dir", data_dir, "--out", str(out), "--no-progress", *argv])
+        return json.loads((out / "history.json").read_text()), (out / "summary.md").read_text()
+
+    return run
 
 
 @pytest.fixture(scope="session")

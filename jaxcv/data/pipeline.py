@@ -19,6 +19,7 @@ tf.config.set_visible_devices([], "GPU")
 import tensorflow_datasets as tfds  # noqa: E402  (after TF is kept off the GPU)
 
 from jaxcv.data import builders  # noqa: E402,F401  (registers the embedded datasets)
+from jaxcv.errors import UsageError  # noqa: E402
 
 Arrays = dict[str, np.ndarray]
 
@@ -29,7 +30,7 @@ CATALOGUED = ("mnist", "fashion_mnist", "cifar10")
 _DOWNLOAD_HOST = ("storage.googleapis.com", 443)
 
 
-class DataUnavailableError(RuntimeError):
+class DataUnavailableError(UsageError):
     """A dataset is neither prepared in the data dir nor downloadable from here."""
 
 
