@@ -25,9 +25,7 @@ STUDY = "shapes_denoising"
 
 def run(argv: Sequence[str] | None = None) -> None:
     p = experiment.parser(STUDY, __doc__, dataset="shapes/denoise", epochs=20, batch_size=128, seeds=1,
-                          optimizer="adam", lr=1e-3)
-    p.add_control("--examples", type=experiment.positive_int, default=8,
-                  help="test images in the noisy / denoised / clean figure")
+                          optimizer="adam", lr=1e-3, examples=8)
     study = experiment.Study(STUDY, p, argv)
     args = study.args
     train, test, _ = study.load_data()

@@ -28,9 +28,7 @@ VARIANTS = {"sorted": True, "unsorted": False}
 
 def run(argv: Sequence[str] | None = None) -> None:
     p = experiment.parser(STUDY, __doc__, dataset="shapes/triangles", epochs=30, batch_size=32, seeds=2,
-                          optimizer="adam", lr=1e-3)
-    p.add_control("--examples", type=experiment.positive_int, default=12,
-                  help="test images in the figure of predicted triangles")
+                          optimizer="adam", lr=1e-3, examples=12)
     study = experiment.Study(STUDY, p, argv)
     args = study.args
     train, test, _ = study.load_data()

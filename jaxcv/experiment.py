@@ -82,9 +82,9 @@ class StudyParser(argparse.ArgumentParser):
 
 
 def parser(study: str, description: str, *, dataset: str, epochs: int, batch_size: int, seeds: int,
-           optimizer: str | None = None, lr: float | None = None) -> StudyParser:
-    """The options every study takes, with the study's defaults; ``--optimizer`` and ``--lr``
-    when it gives their defaults."""
+           optimizer: str | None = None, lr: float | None = None, examples: int | None = None) -> StudyParser:
+    """The options every study takes, with the study's defaults; ``--optimizer``, ``--lr`` and
+    ``--examples`` (test images in its figures) when it gives their defaults."""
     datasets = ", ".join((*jdata.CATALOGUED, *jdata.EMBEDDED))
     p = StudyParser(prog=f"{study}.py", description=description,
                     epilog=textwrap.fill(f"datasets: {datasets} (embedded ones are generated offline; any TFDS "
@@ -104,6 +104,8 @@ def parser(study: str, description: str, *, dataset: str, epochs: int, batch_siz
         p.add_argument("--optimizer", choices=OPTIMIZERS, default=optimizer, help="optimizer")
     if lr is not None:
         p.add_argument("--lr", type=positive_float, default=lr, help="learning rate")
+    if examples is not None:
+        p.add_control("--examples", type=positive_int, default=examples, help="test images in the figures")
     p.add_control("--epochs", type=positive_int, default=epochs, help="epochs per run")
     p.add_control("--data-dir", default=None, help="TFDS data dir holding prepared datasets")
     p.add_control("--out", type=Path, default=None, help=f"run folder (default: runs/{study}/<dataset>)")
