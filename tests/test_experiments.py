@@ -7,6 +7,7 @@ import os
 import struct
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import flax.linen as nn
 import pytest
@@ -141,13 +142,26 @@ def test_a_bug_keeps_its_traceback_and_a_usage_error_is_one_line(shapes_cifar, d
     assert exit_.value.code == 2 and capsys.readouterr().err == "error: --lr 10 diverged; lower it\n"
 
 
+@pytest.fixture(scope="module")
+def programs(tmp_path_factory):
+    """Every script run as a program with a dataset that is not there offline, a few at a time
+    (their imports use one core each): ``{script: CompletedProcess}``."""
+    tmp = tmp_path_factory.mktemp("programs")
+
+    def run(script):
+        easy = ["--easy-dataset", "mnist"] if script == "shapes_classification" else []
+        return subprocess.run([sys.executable, str(ROOT / "experiments" / f"{script}.py"), "--dataset", "mnist", *easy,
+                               "--data-dir", str(tmp / "empty"), "--out", str(tmp / script)], capture_output=True,
+                              text=True, timeout=600, cwd=ROOT, env={**os.environ, "JAXCV_OFFLINE": "1"})
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        return dict(zip(SCRIPTS, pool.map(run, SCRIPTS)))
+
+
 @pytest.mark.parametrize("script", SCRIPTS)
-def test_command_line_contract(script, tmp_path):
-    """As a program: a dataset that is not there offline is one line and exit code 2."""
-    easy = ["--easy-dataset", "mnist"] if script == "shapes_classification" else []
-    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / f"{script}.py"), "--dataset", "mnist", *easy,
-                           "--data-dir", str(tmp_path / "empty"), "--out", str(tmp_path / "out")],
-                          capture_output=True, text=True, timeout=300, cwd=ROOT, env={**os.environ, "JAXCV_OFFLINE": "1"})
+def test_command_line_contract(script, programs):
+    """As a program: ``experiment.main`` turns a user error into one line and exit code 2."""
+    proc = programs[script]
     assert proc.returncode == 2, proc.stderr[-3000:]
     last = proc.stderr.strip().splitlines()[-1]
     assert "Traceback" not in proc.stderr and last.startswith("error: ") and "--data-dir" in last
