@@ -92,7 +92,7 @@ def fit(model: nn.Module, train: Arrays | BatchStream, val: Arrays | None, *, se
         hparams: Mapping[str, float] | None = None, **options: Any) -> FitResult:
     """Train ``model``: ``fit_many`` with one seed, and ``hparams`` one value each.
     ``options`` are ``FitOptions``' fields.  A non-finite training loss raises
-    ``NonFiniteLossError`` (its record is the last of the history a rerun would resume)."""
+    ``NonFiniteLossError`` (checkpointed, a rerun raises it again without training)."""
     result, = fit_many(model, train, val, seeds=[seed], hparams={k: [v] for k, v in (hparams or {}).items()},
                        **options)
     last = result.history[-1]

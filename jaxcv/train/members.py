@@ -59,13 +59,30 @@ def with_hparams(state: TrainState, values: Mapping[str, float]) -> TrainState:
     return state.replace(hparams=model_values)
 
 
+def vmap_members(fn: Callable[..., Any], in_axes: tuple[int | None, ...]) -> Callable[..., Any]:
+    """``jax.vmap(fn, in_axes)`` over K stacked states (the first argument), except that one
+    model (K = 1) runs unvmapped and gains its axis after: XLA computes a vmapped batch of one
+    with other kernels, which round differently from both the model alone and a member of a
+    larger group.  So model k of any group is, bit for bit, the model trained alone."""
+    vmapped = jax.vmap(fn, in_axes=in_axes)
+
+    def call(state: TrainState, *args: Any) -> Any:
+        if state.step.shape[0] > 1:
+            return vmapped(state, *args)
+        args = [a if axis is None else a[0] for a, axis in zip(args, in_axes[1:])]
+        return jax.tree.map(lambda x: x[None], fn(member(state, 0), *args))
+
+    return call
+
+
 def over_members(fn: Callable[..., tuple[TrainState, Any]]) -> Callable[..., tuple[TrainState, Any]]:
     """``fn(state, data, rng) -> (state, metrics)`` as ``(states, data, rngs, active) -> ...``:
     vmapped over the stacked states and keys (``data`` shared); a model whose ``active`` flag
     is off keeps its state."""
+    each = vmap_members(fn, (0, None, 0))
 
     def many(state, data, rng, active):
-        new, metrics = jax.vmap(fn, in_axes=(0, None, 0))(state, data, rng)
+        new, metrics = each(state, data, rng)
         keep = lambda n, o: jnp.where(active.reshape(-1, *(1,) * (n.ndim - 1)), n, o)  # noqa: E731
         return jax.tree.map(keep, new, state), metrics
 
