@@ -94,6 +94,7 @@ def parser(study: str, description: str, *, dataset: str, epochs: int, batch_siz
     p.add_argument("--batch-size", type=positive_int, default=batch_size, help="global batch size, split over all devices")
     p.add_argument("--seeds", type=positive_int, default=seeds, help="how many seeds per variant, 0..N-1")
     p.add_argument("--train-size", type=positive_int, default=None, help="use only the first N training examples")
+    p.add_argument("--test-size", type=positive_int, default=None, help="score only the first N test examples")
     p.add_argument("--sequential-seeds", action="store_true",
                    help="train the seeds one after another (per-model epoch times, 1/K of the memory) instead "
                         "of vmapped in one compiled call")
@@ -143,14 +144,13 @@ class Study:
         return path
 
     def load_data(self, dataset: str | None = None) -> tuple[Arrays, Arrays, int]:
-        """The train split, test split and class count of ``dataset`` (default: ``--dataset``)."""
+        """The train split, test split and class count of ``dataset`` (default: ``--dataset``),
+        the splits cut to ``--train-size`` and ``--test-size``."""
         a = self.args
         dataset = dataset or a.dataset
         train = jdata.load_split(dataset, "train", a.data_dir)
-        if a.train_size is not None:
-            train = {k: v[: a.train_size] for k, v in train.items()}
         test = jdata.load_split(dataset, "test", a.data_dir)
-        return train, test, jdata.num_classes(dataset, a.data_dir)
+        return _first(train, a.train_size), _first(test, a.test_size), jdata.num_classes(dataset, a.data_dir)
 
     def run(self, variant: str, model: nn.Module, train: Arrays, val: Arrays | None, *,
             seeds: int | None = None, **fit_options: Any) -> list[FitResult]:
@@ -206,6 +206,11 @@ class Study:
         path.write_text(text.rstrip() + "\n")
         print(f"wrote {self.out}")
         return path
+
+
+def _first(data: Arrays, n: int | None) -> Arrays:
+    """The first ``n`` examples of ``data`` (all for ``None``)."""
+    return {k: v[:n] for k, v in data.items()}
 
 
 def enable_compilation_cache() -> None:

@@ -23,7 +23,9 @@ MNIST_T10K = ROOT.parent / "shared" / "data" / "mnist-t10k"
 def pytest_configure(config):
     """One fresh on-disk XLA cache per session, inherited by the scripts the tests run: a
     program compiles once per session however many tests (and processes) need it, however
-    short its compile.  No test may download: datasets come from the session's data dir."""
+    short its compile (programs are compiled as users' are: at lower XLA:CPU optimisation
+    levels, which compile faster, cifar_cnn_bn's losses change beyond rounding or turn NaN).
+    No test may download: datasets come from the session's data dir."""
     os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="jaxcv-xla-"))
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
     os.environ.setdefault("JAXCV_OFFLINE", "1")

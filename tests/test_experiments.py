@@ -19,7 +19,7 @@ from jaxcv.errors import UsageError
 from jaxcv.train import make_optimizer
 
 SCRIPTS = sorted(p.stem for p in (ROOT / "experiments").glob("*.py"))
-SMALL = ("--dataset", "shapes/cifar", "--train-size", "256", "--batch-size", "64")
+SMALL = ("--dataset", "shapes/cifar", "--train-size", "256", "--test-size", "200", "--batch-size", "64")
 
 
 def _scalars(folder):
@@ -67,27 +67,21 @@ def test_batchnorm_cifar_writes_resumes_and_logs(shapes_cifar, run_study, tmp_pa
         run_study("batchnorm_cifar", out, *SMALL, "--epochs", "2", "--seeds", "2", "--lr", "0.1")
 
 
-def test_stream_and_sequential_seeds_train_the_same_runs(shapes_cifar, run_study, tmp_path):
-    """``--stream`` feeds host batches through the streaming path; ``--sequential-seeds`` trains
-    each seed alone: the same models as the vmapped group."""
-    args = (*SMALL, "--epochs", "1", "--seeds", "2", "--stream", "--optimizer", "sgd", "--lr", "0.01")
-    together, _ = run_study("batchnorm_cifar", tmp_path / "vmapped", *args)
-    apart, _ = run_study("batchnorm_cifar", tmp_path / "sequential", *args, "--sequential-seeds")
-    assert (tmp_path / "sequential" / "checkpoints" / "with_bn" / "seed1").is_dir()
-    for variant in ("without_bn", "with_bn"):
-        for seed in ("0", "1"):
-            a, b = together[variant][seed][0], apart[variant][seed][0]
-            for key in ("train_loss", "val_loss"):
-                assert a[key] == pytest.approx(b[key], rel=2e-4), (variant, seed, key)
-    assert together["with_bn"]["0"][0]["train_loss"] != together["with_bn"]["1"][0]["train_loss"]
-
-
-def test_mnist_baseline_prints_the_parameter_table(shapes_cifar, run_study, tmp_path, capsys):
-    _, summary = run_study("mnist_baseline", tmp_path, "--dataset", "shapes/cifar", "--epochs", "1",
-                           "--train-size", "256")
+def test_stream_sequential_seeds_and_the_parameter_table(shapes_cifar, run_study, tmp_path, capsys):
+    """``--stream`` trains from host batches; ``--sequential-seeds`` trains each seed alone, the
+    same models as the vmapped group; report 000's parameter table is printed."""
+    args = ("--dataset", "shapes/cifar", "--train-size", "256", "--test-size", "200", "--epochs", "1", "--seeds", "2",
+            "--stream")
+    together, _ = run_study("mnist_baseline", tmp_path / "vmapped", *args)
+    apart, summary = run_study("mnist_baseline", tmp_path / "sequential", *args, "--sequential-seeds")
+    assert (tmp_path / "sequential" / "checkpoints" / "mnist_cnn" / "seed1").is_dir()
+    for seed in ("0", "1"):
+        a, b = together["mnist_cnn"][seed][0], apart["mnist_cnn"][seed][0]
+        for key in ("train_loss", "val_loss", "val_accuracy"):
+            assert a[key] == pytest.approx(b[key], rel=2e-4), (seed, key)
+    assert together["mnist_cnn"]["0"][0]["train_loss"] != together["mnist_cnn"]["1"][0]["train_loss"]
     printed = capsys.readouterr().out
-    assert "| conv3 |" in printed and "| **total** |" in printed
-    assert "test accuracy" in summary
+    assert "| conv3 |" in printed and "| **total** |" in printed and "test accuracy" in summary
 
 
 @pytest.mark.parametrize("args,message", [

@@ -15,6 +15,12 @@ def _init(name, shape, **kw):
     return model, model.init(jax.random.key(0), jnp.zeros((2, *shape)))
 
 
+def _shapes(name, shape, **kw):
+    """The variables' shapes and dtypes, without computing them (all a parameter count needs)."""
+    model = get_model(name, **kw)
+    return jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((2, *shape)))
+
+
 @pytest.mark.parametrize("name,shape,count", [
     ("mnist_cnn", (28, 28, 1), 263_418),        # report 000's table
     ("keras_mnist_cnn", (28, 28, 1), 600_810),  # report 001
@@ -31,7 +37,7 @@ def _init(name, shape, **kw):
     ("hourglass", (72, 72, 1), (9 * 32 + 32) + 5 * (9 * 32 * 32 + 32) + 2 * 32 + (9 * 32 + 1)),
 ])
 def test_parameter_counts(name, shape, count):
-    _, variables = _init(name, shape)
+    variables = _shapes(name, shape)
     assert sum(r.params for r in param_table(variables["params"])) == count
     assert count_params(variables["params"]) == count
 
@@ -42,20 +48,25 @@ def test_parameter_counts(name, shape, count):
     (dict(conv_features=(32, 32), dense_features=(1024, 128)), 4_861_674),  # "4.9M"
 ])
 def test_report_001_architecture_counts(fields, count):
-    _, variables = _init("mnist_cnn", (28, 28, 1), **fields)
+    variables = _shapes("mnist_cnn", (28, 28, 1), **fields)
     assert count_params(variables["params"]) == count
 
 
+def _train_mode_outputs(model, variables, x):
+    """Shapes of ``(outputs, features)`` of ``model`` in training mode (nothing computed)."""
+    return jax.eval_shape(lambda v: model.apply(v, x, train=True, rngs={"dropout": jax.random.key(1)},
+                                                mutable=["batch_stats"])[0], variables)
+
+
 def test_lenet_models_train_mode():
-    model, variables = _init("lenet_model1", (32, 32, 3))
+    variables = _shapes("lenet_model1", (32, 32, 3))
     assert {"bn1", "bn2", "bn3", "bn_fc2"} <= set(variables["batch_stats"])
-    (logits, feats), _ = model.apply(variables, jnp.ones((2, 32, 32, 3)), train=True,
-                                     rngs={"dropout": jax.random.key(1)}, mutable=["batch_stats"])
+    logits, feats = _train_mode_outputs(get_model("lenet_model1"), variables, jnp.ones((2, 32, 32, 3)))
     assert logits.shape == (2, 10) and feats["conv5"].shape == (2, 8, 8, 512)
 
 
 def test_report_000_parameter_table():
-    _, variables = _init("mnist_cnn", (28, 28, 1))
+    variables = _shapes("mnist_cnn", (28, 28, 1))
     rows = param_table(variables["params"])
     assert [(r.layer, r.params) for r in rows] == [
         ("conv1", 320), ("conv2", 9248), ("conv3", 4624), ("fc1", 247_936), ("fc2", 1290)]
@@ -66,8 +77,8 @@ def test_report_000_parameter_table():
 
 
 def test_batchnorm_switch_adds_batch_stats():
-    _, plain = _init("cifar_cnn", (32, 32, 3))
-    _, bn = _init("cifar_cnn", (32, 32, 3), batchnorm=True)
+    plain = _shapes("cifar_cnn", (32, 32, 3))
+    bn = _shapes("cifar_cnn", (32, 32, 3), batchnorm=True)
     assert "batch_stats" not in plain and set(bn["batch_stats"]) == {
         "conv1_bn", "conv2_bn", "conv3_bn", "conv4_bn", "fc1_bn"}
 
@@ -163,10 +174,8 @@ def test_upsample_is_nearest_neighbour():
 def test_shapes_models_outputs():
     x = jnp.ones((2, 72, 72, 1))
     for name, shape in (("shapes_deep_cnn", (2, 3)), ("vertex_regressor", (2, 6)), ("hourglass", (2, 72, 72, 1))):
-        model, variables = _init(name, (72, 72, 1))
-        (out, feats), _ = model.apply(variables, x, train=True, rngs={"dropout": jax.random.key(1)},
-                                      mutable=["batch_stats"])
+        out, feats = _train_mode_outputs(get_model(name), _shapes(name, (72, 72, 1)), x)
         assert out.shape == shape, name
     assert feats["code"].shape == (2, 9, 9, 32)  # the hourglass's bottleneck
-    model, variables = _init("shapes_linear", (72, 72, 1))
+    variables = _shapes("shapes_linear", (72, 72, 1))
     assert variables["params"]["fc1"]["kernel"].shape == (72 * 72, 3)  # one 72x72 template per class

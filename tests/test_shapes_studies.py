@@ -5,7 +5,7 @@ import pytest
 
 from conftest import study
 
-SMALL = ("--epochs", "1", "--seeds", "1", "--train-size", "64")
+SMALL = ("--epochs", "1", "--seeds", "1", "--train-size", "64", "--test-size", "200")
 
 
 def _figures(out, *names):

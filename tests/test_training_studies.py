@@ -1,7 +1,7 @@
 """The training studies, run in-process on the embedded data for one short epoch (each
 script's command line is checked in test_experiments.py)."""
 
-SMALL = ("--dataset", "shapes/cifar", "--epochs", "1")
+SMALL = ("--dataset", "shapes/cifar", "--test-size", "200", "--epochs", "1")
 
 
 def _figures(out, *names):
@@ -42,9 +42,9 @@ def test_lenet_cifar(shapes_cifar, run_study, tmp_path):
 
 
 def test_callbacks_study(shapes_cifar, run_study, tmp_path):
-    history, summary = run_study("callbacks_study", tmp_path, "--dataset", "shapes/cifar", "--epochs", "3",
-                                 "--seeds", "1", "--train-size", "128", "--batch-size", "64", "--patience", "1",
-                                 "--lr-patience", "1", "--dropout-rates", "0,0.3")
+    history, summary = run_study("callbacks_study", tmp_path, "--dataset", "shapes/cifar", "--test-size", "200",
+                                 "--epochs", "3", "--seeds", "1", "--train-size", "128", "--batch-size", "64",
+                                 "--patience", "1", "--lr-patience", "1", "--dropout-rates", "0,0.3")
     assert {"none", "early_stopping", "reduce_lr", "both", "dropout[dropout_rate=0]",
             "dropout[dropout_rate=0.3]"} == set(history)
     assert len(history["none"]["0"]) == 3

@@ -156,10 +156,11 @@ def _init_models(model: nn.Module, sample: jax.Array, optimizer: optax.GradientT
                  seeds: Sequence[int], hparams: Mapping[str, Sequence[float]], mesh: Mesh) -> _Models:
     """K fresh models, model k initialised from ``seeds[k]`` with its ``hparams``, stacked and
     replicated over ``mesh``."""
+    init = jax.jit(create_state, static_argnums=(0, 1))  # one program for the K (the eager values, bit for bit)
     states, rngs = [], []
     for i, seed in enumerate(seeds):
         init_rng, epoch_rng = jax.random.split(jax.random.key(seed))
-        state = create_state(model, optimizer, sample, init_rng)
+        state = init(model, optimizer, sample, init_rng)
         states.append(members.with_hparams(state, {name: v[i] for name, v in hparams.items()}))
         rngs.append(epoch_rng)
     return _Models(parallel.put_replicated(members.stack(states), mesh), jnp.stack(rngs),

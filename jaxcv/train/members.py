@@ -18,17 +18,22 @@ from jaxcv.errors import UsageError
 from jaxcv.train.state import TrainState
 
 
+# Compiled whole: run eagerly, each leaf's operation would be compiled on its own.
+
+@jax.jit
 def stack(states: list[TrainState]) -> TrainState:
     """K states as one, every leaf with a leading axis of K."""
     return jax.tree.map(lambda *leaves: jnp.stack(leaves), *states)
 
 
-def member(state: TrainState, i: int) -> TrainState:
+@jax.jit
+def member(state: TrainState, i: int | jax.Array) -> TrainState:
     """Model ``i`` of a stacked state."""
     return jax.tree.map(lambda a: a[i], state)
 
 
-def set_member(state: TrainState, i: int, new: TrainState) -> TrainState:
+@jax.jit
+def set_member(state: TrainState, i: int | jax.Array, new: TrainState) -> TrainState:
     """``state`` with model ``i`` replaced by ``new``."""
     return jax.tree.map(lambda a, b: a.at[i].set(b), state, new)
 
@@ -59,30 +64,13 @@ def with_hparams(state: TrainState, values: Mapping[str, float]) -> TrainState:
     return state.replace(hparams=model_values)
 
 
-def vmap_members(fn: Callable[..., Any], in_axes: tuple[int | None, ...]) -> Callable[..., Any]:
-    """``jax.vmap(fn, in_axes)`` over K stacked states (the first argument), except that one
-    model (K = 1) runs unvmapped and gains its axis after: XLA computes a vmapped batch of one
-    with other kernels, which round differently from both the model alone and a member of a
-    larger group.  So model k of any group is, bit for bit, the model trained alone."""
-    vmapped = jax.vmap(fn, in_axes=in_axes)
-
-    def call(state: TrainState, *args: Any) -> Any:
-        if state.step.shape[0] > 1:
-            return vmapped(state, *args)
-        args = [a if axis is None else a[0] for a, axis in zip(args, in_axes[1:])]
-        return jax.tree.map(lambda x: x[None], fn(member(state, 0), *args))
-
-    return call
-
-
 def over_members(fn: Callable[..., tuple[TrainState, Any]]) -> Callable[..., tuple[TrainState, Any]]:
     """``fn(state, data, rng) -> (state, metrics)`` as ``(states, data, rngs, active) -> ...``:
     vmapped over the stacked states and keys (``data`` shared); a model whose ``active`` flag
     is off keeps its state."""
-    each = vmap_members(fn, (0, None, 0))
 
     def many(state, data, rng, active):
-        new, metrics = each(state, data, rng)
+        new, metrics = jax.vmap(fn, in_axes=(0, None, 0))(state, data, rng)
         keep = lambda n, o: jnp.where(active.reshape(-1, *(1,) * (n.ndim - 1)), n, o)  # noqa: E731
         return jax.tree.map(keep, new, state), metrics
 
