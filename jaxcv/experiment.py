@@ -108,7 +108,9 @@ def parser(study: str, description: str, *, dataset: str, epochs: int, batch_siz
     if examples is not None:
         p.add_control("--examples", type=positive_int, default=examples, help="test images in the figures")
     p.add_control("--epochs", type=positive_int, default=epochs, help="epochs per run")
-    p.add_control("--data-dir", default=None, help="TFDS data dir holding prepared datasets")
+    p.add_control("--data-dir", default=None,
+                  help="folder of prepared datasets or of a real dataset's original files (MNIST's four "
+                       ".gz, the CIFAR python tarball), prepared there once (default: ~/tensorflow_datasets)")
     p.add_control("--out", type=Path, default=None, help=f"run folder (default: runs/{study}/<dataset>)")
     p.add_control("--no-progress", action="store_true", help="no progress bars")
     return p
