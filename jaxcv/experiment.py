@@ -23,8 +23,8 @@ import jax
 
 from jaxcv import data as jdata
 from jaxcv.errors import UsageError
-from jaxcv.train import (OPTIMIZERS, Arrays, BatchStream, FitResult, TensorBoardLog, fit_many, host_batches,
-                         maybe_initialize_distributed)
+from jaxcv.train import (OPTIMIZERS, Arrays, BatchStream, FitResult, History, TensorBoardLog, fit_many,
+                         host_batches, maybe_initialize_distributed)
 
 
 def positive_int(text: str) -> int:
@@ -126,17 +126,18 @@ class Study:
         self.out = Path(self.args.out or Path("runs") / name / slug)
         self.config = {"study": name, **parser.identity(self.args)}
         self.out.mkdir(parents=True, exist_ok=True)
-        self._check_resumable()
+        self._check_resumable({k: parser.get_default(k) for k in self.config})
         self._write_json("config.json", self.config)
-        self.histories: dict[str, dict[str, list[dict[str, float]]]] = {}
+        self.histories: dict[str, dict[str, History]] = {}
 
-    def _check_resumable(self) -> None:
-        """Refuse a folder holding checkpoints of runs defined by other options."""
+    def _check_resumable(self, defaults: Mapping[str, Any]) -> None:
+        """Refuse a folder holding checkpoints of runs defined by other options (an option its
+        config.json does not name, one added since, counts as at its default)."""
         path = self.out / "config.json"
         if not (self.out / "checkpoints").exists() or not path.exists():
             return
         old = json.loads(path.read_text())
-        if changed := sorted(k for k in self.config if old.get(k) != self.config[k]):
+        if changed := sorted(k for k in self.config if old.get(k, defaults[k]) != self.config[k]):
             raise UsageError(f"{self.out} holds checkpoints of a run with other settings "
                              f"({', '.join(changed)}); pass another --out or delete that folder")
 
