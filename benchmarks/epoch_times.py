@@ -31,9 +31,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from jaxcv.bench import (WORKLOADS, available_workloads, bench_model, device_info, load,  # noqa: E402
-                         synthetic_task, time_epochs)
+from jaxcv.bench import WORKLOADS, available_workloads, device_info, load, synthetic_task, time_epochs  # noqa: E402
+from jaxcv.errors import UsageError  # noqa: E402
 from jaxcv.experiment import positive_int  # noqa: E402
+from jaxcv.models import get_model  # noqa: E402
 from jaxcv.viz import markdown_table, plot_bars  # noqa: E402
 
 PEERS_DIR = Path(__file__).resolve().parent / "peers"
@@ -65,7 +66,7 @@ def peer_impls(text: str) -> list[str]:
     """``--peers`` expanded (``keras`` is both backends); unknown names are an error."""
     impls = [i for name in text.split(",") if name for i in PEER_ALIASES.get(name, [name])]
     if unknown := [i for i in impls if i not in PEERS]:
-        raise ValueError(f"unknown peer(s) {', '.join(unknown)}; choose from {', '.join([*PEERS, *PEER_ALIASES])}")
+        raise UsageError(f"unknown peer(s) {', '.join(unknown)}; choose from {', '.join([*PEERS, *PEER_ALIASES])}")
     return impls
 
 
@@ -133,7 +134,7 @@ def main() -> None:
         models, absent = available_workloads((args.models or (QUICK["models"] if args.quick else ",".join(WORKLOADS)))
                                              .split(","))
         peers = peer_impls(args.peers)
-    except ValueError as e:
+    except UsageError as e:
         p.error(str(e))
     examples = args.examples or (QUICK["examples"] if args.quick else None)
     repeats = args.repeats or (QUICK["repeats"] if args.quick else 3)
@@ -145,9 +146,8 @@ def main() -> None:
     machine = {k: info[k] for k in ("host", "cpu", "jax")}
     records = []
     for name in models:
-        workload = WORKLOADS[name]
+        workload, model = WORKLOADS[name], get_model(name)
         for platform, device in device_kinds().items():
-            model = bench_model(name, platform)
             data, loss_fn = synthetic_task(model, workload.shape, examples or workload.examples, workload.task)
             for mode in args.modes.split(","):
                 before = load()

@@ -30,8 +30,10 @@ import jax
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from jaxcv.bench import WORKLOADS, available_workloads, bench_model, device_info, load, synthetic_task, time_epochs  # noqa: E402
+from jaxcv.bench import WORKLOADS, available_workloads, device_info, load, synthetic_task, time_epochs  # noqa: E402
+from jaxcv.errors import UsageError  # noqa: E402
 from jaxcv.experiment import positive_int  # noqa: E402
+from jaxcv.models import get_model  # noqa: E402
 from jaxcv.viz import markdown_table, plot_lines  # noqa: E402
 
 BATCH_SIZES = (16, 32, 64, 128, 256, 512, 1024)
@@ -48,7 +50,7 @@ def ints(text: str) -> tuple[int, ...]:
 def measure(name: str, examples: int, batch_size: int, repeats: int, devices: list[jax.Device]) -> dict:
     """One timed epoch configuration as a record."""
     workload = WORKLOADS[name]
-    model = bench_model(name, devices[0].platform)
+    model = get_model(name)
     data, loss_fn = synthetic_task(model, workload.shape, examples, workload.task)
     before = load()
     r = time_epochs(model, data, devices, batch_size=batch_size, repeats=repeats, loss_fn=loss_fn)
@@ -83,7 +85,7 @@ def main() -> None:
     args = p.parse_args()
     try:
         found, absent = available_workloads([args.model])
-    except ValueError as e:
+    except UsageError as e:
         p.error(str(e))
     if absent:
         p.error(f"{args.model} is not in jaxcv's model registry")

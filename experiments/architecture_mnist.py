@@ -1,19 +1,21 @@
-"""Architecture on MNIST (seed 001): Keras' mnist_cnn (conv 32, conv 32, pool, dense 128),
+"""Architecture on MNIST (report 001): Keras' mnist_cnn (conv 32, conv 32, pool, dense 128),
 with one conv removed, with three more convs, and with a dense 1024 before the dense 128.
 
-Writes a table of parameters (jaxcv's count beside the seed's), seconds per epoch and test
-accuracy, and the curves.  Seed 001 timed these on a GTX 970: 18, 11, 39 and 28 s per epoch.
+Writes a table of parameters (jaxcv's count beside the report's), seconds per epoch and test
+accuracy, and the curves.  Report 001 timed these on a GTX 970: 18, 11, 39 and 28 s per epoch.
 """
 
 from __future__ import annotations
 
+from typing import Sequence
+
 from jaxcv import experiment
 from jaxcv.models import count_params, get_model
-from jaxcv.train import OPTIMIZERS, make_optimizer
+from jaxcv.train import make_optimizer
 from jaxcv.viz import FIT_COLUMNS, fit_row, markdown_table, plot_runs
 
 STUDY = "architecture_mnist"
-VARIANTS = {  # name: (mnist_cnn fields, the seed's parameter count, the seed's seconds per epoch)
+VARIANTS = {  # name: (mnist_cnn fields, the report's parameter count, the report's seconds per epoch)
     "base": (dict(conv_features=(32, 32)), "600,810", 18),
     "minus_1_conv": (dict(conv_features=(32,)), "693,962", 11),
     "plus_3_conv": (dict(conv_features=(32,) * 5), "370,506", 39),
@@ -21,27 +23,26 @@ VARIANTS = {  # name: (mnist_cnn fields, the seed's parameter count, the seed's 
 }
 
 
-def run() -> None:
-    p = experiment.parser(STUDY, __doc__, dataset="mnist", epochs=12, batch_size=128, seeds=3)
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adadelta", help="(default: adadelta)")
-    p.add_argument("--lr", type=experiment.positive_float, default=1.0, help="learning rate (default: 1.0)")
-    args = p.parse_args()
-    study = experiment.Study(STUDY, args)
+def run(argv: Sequence[str] | None = None) -> None:
+    p = experiment.parser(STUDY, __doc__, dataset="mnist", epochs=12, batch_size=128, seeds=3,
+                          optimizer="adadelta", lr=1.0)
+    study = experiment.Study(STUDY, p, argv)
+    args = study.args
     train, test, num_classes = study.load_data()
 
-    results = {name: study.run(name, lambda fields=fields: get_model("mnist_cnn", num_classes=num_classes, **fields),
-                               train, test, optimizer=make_optimizer(args.optimizer, args.lr))
+    optimizer = make_optimizer(args.optimizer, args.lr)
+    results = {name: study.run(name, get_model("mnist_cnn", num_classes=num_classes, **fields), train, test,
+                               optimizer=optimizer)
                for name, (fields, _, _) in VARIANTS.items()}
-    plot_runs({v: [r.history for r in rs] for v, rs in results.items()}, study.figure("curves"),
-              title=f"mnist_cnn variants on {args.dataset}")
+    plot_runs(results, study.figure("curves"), title=f"mnist_cnn variants on {args.dataset}")
     rows = [[name, f"{count_params(rs[0].state.params):,}", VARIANTS[name][1], *fit_row(rs), VARIANTS[name][2]]
             for name, rs in results.items()]
-    table = markdown_table(["variant", "params", "seed's params", *FIT_COLUMNS, "seed's s / epoch (GTX 970)"], rows)
+    table = markdown_table(["variant", "params", "report's params", *FIT_COLUMNS,
+                            "report's s / epoch (GTX 970)"], rows)
+    print(table)
     study.write_summary(f"# Architecture on {args.dataset}\n\n{args.optimizer} lr {args.lr}, batch "
                         f"{args.batch_size}, {args.epochs} epochs, {args.seeds} seed(s) (mean ± std).\n\n"
                         f"{table}\n\n![curves](curves.png)\n")
-    print(table)
-    print(f"wrote {study.out}")
 
 
 if __name__ == "__main__":

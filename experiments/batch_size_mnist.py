@@ -1,6 +1,6 @@
-"""Batch size on MNIST (seeds 000, 001): the same CNN and optimizer at batch sizes 16 … 1024.
+"""Batch size on MNIST (reports 000, 001): the same CNN and optimizer at batch sizes 16 … 1024.
 
-Seed 001 saw "no perceptible difference" in accuracy and epochs of 28 s against 40 s.  This
+Report 001 saw "no perceptible difference" in accuracy and epochs of 28 s against 40 s.  This
 study writes, per batch size, the validation-accuracy curves, the final accuracy and the
 seconds per epoch (the whole epoch is one compiled scan, so small batches pay per step, not
 per Python call), with a plot of epoch time and accuracy against batch size.
@@ -9,10 +9,11 @@ per Python call), with a plot of epoch time and accuracy against batch size.
 from __future__ import annotations
 
 import statistics
+from typing import Sequence
 
 from jaxcv import experiment
 from jaxcv.models import get_model
-from jaxcv.train import OPTIMIZERS, make_optimizer
+from jaxcv.train import make_optimizer
 from jaxcv.viz import FIT_COLUMNS, epoch_seconds, fit_row, markdown_table, plot_lines, plot_runs
 
 STUDY = "batch_size_mnist"
@@ -23,23 +24,21 @@ def batch_sizes(text: str) -> list[int]:
     return [experiment.positive_int(t) for t in text.split(",")]
 
 
-def run() -> None:
-    p = experiment.parser(STUDY, __doc__, dataset="mnist", epochs=12, batch_size=128, seeds=3)
-    p.add_argument("--batch-sizes", type=batch_sizes, default=[16, 32, 64, 128, 256, 512, 1024],
-                   help="comma-separated batch sizes (default: 16,32,...,1024; --batch-size is unused)")
+def run(argv: Sequence[str] | None = None) -> None:
+    p = experiment.parser(STUDY, __doc__, dataset="mnist", epochs=12, batch_size=128, seeds=3,
+                          optimizer="adadelta", lr=1.0)
+    p.add_control("--batch-sizes", type=batch_sizes, default=[16, 32, 64, 128, 256, 512, 1024],
+                  help="comma-separated batch sizes, one variant each (--batch-size is unused)")
     p.add_argument("--model", choices=("mnist_cnn", "keras_mnist_cnn"), default="mnist_cnn",
-                   help="seed 000's CNN or seed 001's Keras example (default: mnist_cnn)")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adadelta", help="(default: adadelta)")
-    p.add_argument("--lr", type=experiment.positive_float, default=1.0, help="learning rate (default: 1.0)")
-    args = p.parse_args()
-    study = experiment.Study(STUDY, args)
+                   help="report 000's CNN or report 001's Keras example")
+    study = experiment.Study(STUDY, p, argv)
+    args = study.args
     train, test, num_classes = study.load_data()
 
-    results = {f"batch {b}": study.run(f"batch{b}", lambda: get_model(args.model, num_classes=num_classes),
-                                       train, test, batch_size=b, optimizer=make_optimizer(args.optimizer, args.lr))
+    model, optimizer = get_model(args.model, num_classes=num_classes), make_optimizer(args.optimizer, args.lr)
+    results = {f"batch {b}": study.run(f"batch{b}", model, train, test, batch_size=b, optimizer=optimizer)
                for b in args.batch_sizes}
-    plot_runs({v: [r.history for r in rs] for v, rs in results.items()}, study.figure("curves"),
-              title=f"{args.model} on {args.dataset} by batch size")
+    plot_runs(results, study.figure("curves"), title=f"{args.model} on {args.dataset} by batch size")
     rows = [[v, *fit_row(rs)] for v, rs in results.items()]
     seconds = [epoch_seconds(rs) for rs in results.values()]
     accuracy = [statistics.fmean(r.history[-1]["val_accuracy"] for r in rs) for rs in results.values()]
@@ -48,11 +47,10 @@ def run() -> None:
     plot_lines({"final val accuracy": (args.batch_sizes, accuracy)}, study.figure("accuracy"),
                xlabel="batch size", ylabel="accuracy", title="final accuracy by batch size", logx=True)
     table = markdown_table(["batch size", *FIT_COLUMNS], rows)
+    print(table)
     study.write_summary(f"# Batch size on {args.dataset}\n\n`{args.model}`, {args.optimizer} lr {args.lr}, "
                         f"{args.epochs} epochs, {args.seeds} seed(s) (mean ± std).\n\n{table}\n\n"
                         "![curves](curves.png)\n\n![epoch time](epoch_seconds.png) ![accuracy](accuracy.png)\n")
-    print(table)
-    print(f"wrote {study.out}")
 
 
 if __name__ == "__main__":

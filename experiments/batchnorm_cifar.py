@@ -1,4 +1,4 @@
-"""BatchNorm on CIFAR-10 (seeds 000, 001): the Keras CIFAR CNN with and without BatchNorm.
+"""BatchNorm on CIFAR-10 (reports 000, 001): the Keras CIFAR CNN with and without BatchNorm.
 
 Both variants train from the same seeds; the study writes their curves (mean ± std over
 seeds), final test accuracy, epochs to reach a target accuracy and seconds per epoch.
@@ -7,10 +7,11 @@ seeds), final test accuracy, epochs to reach a target accuracy and seconds per e
 from __future__ import annotations
 
 import statistics
+from typing import Sequence
 
 from jaxcv import experiment
 from jaxcv.models import get_model
-from jaxcv.train import OPTIMIZERS, make_optimizer
+from jaxcv.train import make_optimizer
 from jaxcv.viz import epoch_seconds, markdown_table, mean_std, plot_runs
 
 STUDY = "batchnorm_cifar"
@@ -22,43 +23,38 @@ def epochs_to(records: list[dict[str, float]], target: float) -> int | None:
     return next((r["epoch"] for r in records if r["val_accuracy"] >= target), None)
 
 
-def run() -> None:
-    p = experiment.parser(STUDY, __doc__, dataset="cifar10", epochs=20, batch_size=128, seeds=3)
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="(default: adam)")
-    p.add_argument("--lr", type=experiment.positive_float, default=1e-3, help="learning rate (default: 1e-3)")
-    p.add_argument("--target", type=experiment.positive_float, default=None,
-                   help="accuracy to count epochs to (default: 90%% of the lower final mean accuracy)")
-    args = p.parse_args()
-    study = experiment.Study(STUDY, args)
+def run(argv: Sequence[str] | None = None) -> None:
+    p = experiment.parser(STUDY, __doc__, dataset="cifar10", epochs=20, batch_size=128, seeds=3,
+                          optimizer="adam", lr=1e-3)
+    p.add_control("--target", type=experiment.positive_float, default=None,
+                  help="accuracy to count epochs to; without it, 90%% of the lower final mean accuracy")
+    study = experiment.Study(STUDY, p, argv)
+    args = study.args
     train, test, num_classes = study.load_data()
 
-    results = {
-        variant: study.run(variant, lambda bn=bn: get_model("cifar_cnn", batchnorm=bn, num_classes=num_classes),
-                           train, test, optimizer=make_optimizer(args.optimizer, args.lr))
-        for variant, bn in VARIANTS.items()
-    }
-    runs = {v: [r.history for r in rs] for v, rs in results.items()}
-    plot_runs(runs, study.figure("curves"), title=f"cifar_cnn on {args.dataset}: with and without BatchNorm")
+    optimizer = make_optimizer(args.optimizer, args.lr)
+    results = {variant: study.run(variant, get_model("cifar_cnn", batchnorm=bn, num_classes=num_classes),
+                                  train, test, optimizer=optimizer)
+               for variant, bn in VARIANTS.items()}
+    plot_runs(results, study.figure("curves"), title=f"cifar_cnn on {args.dataset}: with and without BatchNorm")
 
-    finals = {v: [h[-1]["val_accuracy"] for h in hs] for v, hs in runs.items()}
+    finals = {v: [r.history[-1]["val_accuracy"] for r in rs] for v, rs in results.items()}
     target = args.target or 0.9 * min(statistics.fmean(f) for f in finals.values())
     rows = []
-    for variant, histories in runs.items():
-        reached = [epochs_to(h, target) for h in histories]
+    for variant, rs in results.items():
+        reached = [epochs_to(r.history, target) for r in rs]
         hit = [e for e in reached if e is not None]
         rows.append((
             variant, mean_std(finals[variant]),
             f"{statistics.fmean(hit):.1f} ({len(hit)}/{len(reached)} seeds)" if hit else "not reached",
-            f"{epoch_seconds(results[variant]):.2f}",
-            f"{statistics.fmean(r.compile_seconds for r in results[variant]):.1f}",
+            f"{epoch_seconds(rs):.2f}", f"{statistics.fmean(r.compile_seconds for r in rs):.1f}",
         ))
     table = markdown_table(["variant", "final test accuracy", f"epochs to {target:.3f}",
                             "s / epoch / model", "compile s"], rows)
+    print(table)
     study.write_summary(f"# BatchNorm on {args.dataset}\n\n`cifar_cnn`, {args.optimizer} lr {args.lr}, "
                         f"batch {args.batch_size}, {args.epochs} epochs, {args.seeds} seed(s) "
                         f"(mean ± std).\n\n{table}\n\n![curves](curves.png)\n")
-    print(table)
-    print(f"wrote {study.out}")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,11 @@
-"""Hyper-parameter search (seed 002): optuna over optimizer, learning rate, weight decay,
+"""Hyper-parameter search (report 002): optuna over optimizer, learning rate, weight decay,
 momentum, dropout, batch size and BatchNorm, with the random and the TPE sampler.
 
-Seed 002 ran 30 trials and found Adam-family optimizers with dropout 0.5 and BatchNorm best.
+Report 002 ran 30 trials and found Adam-family optimizers with dropout 0.5 and BatchNorm best.
 Here each sampler runs --trials trials of the Keras CIFAR CNN.  Trials go --vmap at a time:
 the first of a group draws every parameter, the others share its optimizer, batch size and
 BatchNorm and draw their own learning rate, weight decay, momentum and dropout, and the group
-trains as one vmapped call (--vmap 1: every trial draws everything, as the seed did).  A trial
+trains as one vmapped call (--vmap 1: every trial draws everything, as the report did).  A trial
 scores its best validation accuracy; one whose loss diverges is pruned.  The search is stored
 in <out>/optuna.db and every group is checkpointed: rerun the command to resume it.
 """
@@ -15,20 +15,21 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import statistics
+from typing import Sequence
 
 import optuna
 
 from jaxcv import experiment
 from jaxcv.models import get_model
-from jaxcv.train import OPTIMIZERS, make_optimizer
+from jaxcv.train import OPTIMIZERS, FitResult, make_optimizer
 from jaxcv.viz import markdown_table, plot_lines
 
 STUDY = "hparam_search"
 SAMPLERS = {"random": optuna.samplers.RandomSampler, "tpe": optuna.samplers.TPESampler}
 STRUCTURE = ("optimizer", "batch_size", "batchnorm")  # shared by a vmapped group
 MOMENTUM = ("sgd", "rmsprop")
-SEARCH_OPTIONS = ("trials",)  # may grow between reruns
 
 
 def suggest(trial: optuna.Trial) -> dict:
@@ -51,16 +52,14 @@ def samplers(text: str) -> list[str]:
     return names
 
 
-def run() -> None:
+def run(argv: Sequence[str] | None = None) -> None:
     p = experiment.parser(STUDY, __doc__, dataset="cifar10", epochs=10, batch_size=64, seeds=1)
-    p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.add_argument("--trials", type=experiment.positive_int, default=30, help="trials per sampler (default: 30)")
-    p.add_argument("--samplers", type=samplers, default=list(SAMPLERS), help="comma-separated (default: random,tpe)")
+    p.add_control("--trials", type=experiment.positive_int, default=30, help="trials per sampler (may grow between reruns)")
+    p.add_control("--samplers", type=samplers, default=list(SAMPLERS), help="comma-separated")
     p.add_argument("--vmap", type=experiment.positive_int, default=5,
-                   help="trials trained together, sharing optimizer, batch size and BatchNorm (default: 5)")
-    args = p.parse_args()
-    study = experiment.Study(STUDY, argparse.Namespace(**{k: v for k, v in vars(args).items()
-                                                          if k not in SEARCH_OPTIONS}))
+                   help="trials trained together, sharing optimizer, batch size and BatchNorm")
+    study = experiment.Study(STUDY, p, argv)
+    args = study.args
     train, test, num_classes = study.load_data()
     storage = f"sqlite:///{(study.out / 'optuna.db').resolve()}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -83,7 +82,7 @@ def run() -> None:
                 points.append(suggest(group[-1]))
             train_group(study, name, group, points, search, train, test, num_classes)
         trials[name] = search.get_trials(states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))
-    report(study, args, trials)
+    summarise(study, trials)
 
 
 def train_group(study: experiment.Study, sampler: str, group: list[optuna.Trial], points: list[dict],
@@ -93,24 +92,29 @@ def train_group(study: experiment.Study, sampler: str, group: list[optuna.Trial]
     momentum = first["optimizer"] in MOMENTUM
     continuous = ["learning_rate", "weight_decay", "dropout_rate", *(["momentum"] if momentum else [])]
     key = hashlib.sha1(json.dumps([sampler, points], sort_keys=True).encode()).hexdigest()[:10]
-    results = study.sweep(f"trials_{key}", lambda: get_model("cifar_cnn", batchnorm=first["batchnorm"],
-                                                             num_classes=num_classes),
+    results = study.sweep(f"trials_{key}", get_model("cifar_cnn", batchnorm=first["batchnorm"], num_classes=num_classes),
                           train, test, {k: [pt[k] for pt in points] for k in continuous},
                           batch_size=first["batch_size"],
                           optimizer=make_optimizer(first["optimizer"], 1e-3, momentum=0.9 if momentum else 0.0))
     for trial, runs in zip(group, results.values()):
-        accuracy = [[e["val_accuracy"] for e in r.history if e["val_accuracy"] == e["val_accuracy"]] for r in runs]
-        if not all(accuracy) or any(r.history[-1]["train_loss"] != r.history[-1]["train_loss"] for r in runs):
+        if any(diverged(r) for r in runs):
             trial.set_user_attr("diverged", True)
             search.tell(trial, state=optuna.trial.TrialState.PRUNED)
             continue
+        accuracy = [[e["val_accuracy"] for e in r.history] for r in runs]
         best = statistics.fmean(max(a) for a in accuracy)
         trial.set_user_attr("best_epoch", statistics.median(a.index(max(a)) + 1 for a in accuracy))
         search.tell(trial, best)
 
 
-def report(study: experiment.Study, args: argparse.Namespace, trials: dict[str, list]) -> None:
+def diverged(result: FitResult) -> bool:
+    """Whether a run's loss or validation accuracy stopped being a number."""
+    return not all(math.isfinite(e["train_loss"]) and math.isfinite(e["val_accuracy"]) for e in result.history)
+
+
+def summarise(study: experiment.Study, trials: dict[str, list]) -> None:
     """The trial table (best first), the best configuration and the search plot."""
+    args = study.args
     columns = ["optimizer", "learning_rate", "weight_decay", "momentum", "dropout_rate", "batch_size", "batchnorm"]
     rows, series = [], {}
     for sampler, ts in trials.items():
@@ -129,9 +133,8 @@ def report(study: experiment.Study, args: argparse.Namespace, trials: dict[str, 
             f"{args.trials} trials per sampler, groups of {args.vmap} trained vmapped.\n\n**Best**: {best[0]} "
             f"trial {best[1]}: " + ", ".join(f"{c} {v}" for c, v in zip(columns, best[2:])) +
             f" → {best[-1]}\n\n![search](search.png)\n\n{table}\n")
-    study.write_summary(text)
     print(text)
-    print(f"wrote {study.out}")
+    study.write_summary(text)
 
 
 def _cell(value) -> str:

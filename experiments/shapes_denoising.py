@@ -1,13 +1,15 @@
-"""Denoising hourglass (seed 004): an autoencoder of 32-filter 3x3 convs, three max-pools down
+"""Denoising hourglass (report 004): an autoencoder of 32-filter 3x3 convs, three max-pools down
 to 9x9, BatchNorm and three up-samplings back to 72x72, trained with binary cross-entropy to
 map a noisy image of a moved, rotated square / circle / triangle to its clean twin.  Adam,
-batch 128, as the seed.
+batch 128, as the report.
 
 Writes the curves, one figure of test images in rows (noisy input, denoised, clean target)
 and a table of test BCE and PSNR, beside the PSNR of the noisy input itself.
 """
 
 from __future__ import annotations
+
+from typing import Sequence
 
 import jax
 import numpy as np
@@ -21,20 +23,17 @@ from jaxcv.viz import epoch_seconds, image_grid, markdown_table, mean_std, plot_
 STUDY = "shapes_denoising"
 
 
-def run() -> None:
-    p = experiment.parser(STUDY, __doc__, dataset="shapes/denoise", epochs=20, batch_size=128, seeds=1)
-    p.add_argument("--lr", type=experiment.positive_float, default=1e-3, help="Adam learning rate (default: 1e-3)")
-    p.add_argument("--examples", type=experiment.positive_int, default=8,
-                   help="test images in the noisy / denoised / clean figure (default: 8)")
-    args = p.parse_args()
-    study = experiment.Study(STUDY, args)
+def run(argv: Sequence[str] | None = None) -> None:
+    p = experiment.parser(STUDY, __doc__, dataset="shapes/denoise", epochs=20, batch_size=128, seeds=1,
+                          optimizer="adam", lr=1e-3, examples=8)
+    study = experiment.Study(STUDY, p, argv)
+    args = study.args
     train, test, _ = study.load_data()
     test = denoise_pairs(test)
 
-    results = study.run("hourglass", lambda: get_model("hourglass"), denoise_pairs(train), test,
-                        loss_fn=reconstruction, optimizer=make_optimizer("adam", args.lr))
-    plot_runs({"hourglass": [r.history for r in results]}, study.figure("curves"),
-              title=f"hourglass on {args.dataset}")
+    results = study.run("hourglass", get_model("hourglass"), denoise_pairs(train), test,
+                        loss_fn=reconstruction, optimizer=make_optimizer(args.optimizer, args.lr))
+    plot_runs({"hourglass": results}, study.figure("curves"), title=f"hourglass on {args.dataset}")
 
     noisy, clean = test["image"][: args.examples], test["target"][: args.examples]
     denoised = np.asarray(jax.nn.sigmoid(predict(results[0].state, noisy)))
@@ -49,13 +48,12 @@ def run() -> None:
         [["hourglass", f"{count_params(results[0].state.params):,}", mean_std([e["val_loss"] for e in final], ".4f"),
           mean_std(test_psnr, ".2f"), f"{noisy_psnr:.2f}", mean_std([v - noisy_psnr for v in test_psnr], ".2f"),
           f"{epoch_seconds(results):.2f}"]])
+    print(table)
     study.write_summary(
-        f"# Denoising hourglass on {args.dataset}\n\nBCE, Adam lr {args.lr}, batch {args.batch_size}, "
+        f"# Denoising hourglass on {args.dataset}\n\nBCE, {args.optimizer} lr {args.lr}, batch {args.batch_size}, "
         f"{args.epochs} epochs, {args.seeds} seed(s) (mean ± std). PSNR is per test image, averaged; the "
         f"noisy input's is the noisy image against the clean one.\n\n{table}\n\n![curves](curves.png)\n\n"
         "![denoised](denoised.png)\n")
-    print(table)
-    print(f"wrote {study.out}")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ right thing.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 import platform
@@ -20,8 +19,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxcv.models import count_params, get_model, list_models
-from jaxcv.models.layers import conv_impl_for
+from jaxcv.errors import UsageError
+from jaxcv.models import count_params, list_models
+from jaxcv.models.layers import conv_impl_for, use_conv_impl
 from jaxcv.train import (aot_compile, classification, create_state, data_mesh, reconstruction, regression,
                          train_epoch, train_step)
 from jaxcv.train.losses import LossFn
@@ -108,17 +108,9 @@ def available_workloads(names: Sequence[str]) -> tuple[list[str], list[str]]:
     """``names`` split into those benchmarkable here and those the model registry lacks;
     a name with no workload is an error."""
     if unknown := [n for n in names if n not in WORKLOADS]:
-        raise ValueError(f"no benchmark workload for {', '.join(unknown)}; choose from {', '.join(WORKLOADS)}")
+        raise UsageError(f"no benchmark workload for {', '.join(unknown)}; choose from {', '.join(WORKLOADS)}")
     registered = set(list_models())
     return [n for n in names if n in registered], [n for n in names if n not in registered]
-
-
-def bench_model(name: str, platform: str) -> nn.Module:
-    """Registered model ``name`` with the fast convolution for ``platform`` (if it has a choice)."""
-    model = get_model(name)
-    if "impl" in {f.name for f in dataclasses.fields(model)}:
-        model = model.clone(impl=conv_impl_for(platform))
-    return model
 
 
 def load() -> float | None:
@@ -169,19 +161,26 @@ def time_epochs(model: nn.Module, data: dict[str, np.ndarray], devices: jax.Devi
     trip per batch); ``mode="loop"`` calls a compiled step once per batch from Python,
     batches already on the device.  Several devices split each batch (data parallel).
     Compile time is measured apart, then one warm-up epoch, then the median of ``repeats``
-    epochs.  FLOPs come from XLA's cost analysis of the compiled step.
+    epochs.  FLOPs come from XLA's cost analysis of the compiled step.  Convolutions use the
+    fast formulation for the devices' platform.
     """
     if mode not in ("scan", "loop"):
         raise ValueError(f"mode must be 'scan' or 'loop', got {mode!r}")
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     devices = [devices] if isinstance(devices, jax.Device) else list(devices)
+    with use_conv_impl(conv_impl_for(devices[0].platform)):
+        return _time_epochs(model, data, devices, batch_size, mode, repeats, loss_fn, optimizer or optax.adam(1e-3))
+
+
+def _time_epochs(model: nn.Module, data: dict[str, np.ndarray], devices: list[jax.Device], batch_size: int,
+                 mode: str, repeats: int, loss_fn: LossFn, tx: optax.GradientTransformation) -> dict[str, Any]:
+    """``time_epochs`` with its arguments checked and the convolution chosen."""
     mesh = data_mesh(devices)
     check_batch_size(batch_size, mesh)
     n = len(data["image"]) // batch_size * batch_size
     if n == 0:
-        raise ValueError(f"{len(data['image'])} examples make no batch of {batch_size}")
-    tx = optimizer or optax.adam(1e-3)
+        raise UsageError(f"{len(data['image'])} examples make no batch of {batch_size}")
     state = put_replicated(create_state(model, tx, to_float(data["image"][:1]), jax.random.key(0)), mesh)
     rng = put_replicated(jax.random.key(1), mesh)
     step = functools.partial(train_step, loss_fn=loss_fn)

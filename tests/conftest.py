@@ -1,26 +1,55 @@
-"""Shared fixtures: one TFDS data dir per test session holding the embedded datasets, and the
-real MNIST beside the project (skipped where absent)."""
+"""Shared fixtures: one TFDS data dir per test session holding the embedded datasets, the
+study scripts run in-process, and the real MNIST beside the project (skipped where absent)."""
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+import json
 import os
 import tempfile
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
 MNIST_T10K = SHARED_DATA / "mnist-t10k"
 MNIST = SHARED_DATA / "mnist"
 
 
 def pytest_configure(config):
     """One fresh on-disk XLA cache per session, inherited by the scripts the tests run: a
-    program compiles once per session however many processes need it.  A fresh default TFDS
-    data dir too: no test reads or writes the user's ``~/tensorflow_datasets``."""
+    program compiles once per session however many tests (and processes) need it, however
+    short its compile.  A fresh default TFDS data dir too: no test reads or writes the user's
+    ``~/tensorflow_datasets``, and none may download."""
     os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="jaxcv-xla-"))
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
     os.environ["TFDS_DATA_DIR"] = tempfile.mkdtemp(prefix="jaxcv-tfds-")
+    os.environ.setdefault("JAXCV_OFFLINE", "1")
+
+
+@functools.cache
+def study(name: str) -> ModuleType:
+    """``experiments/<name>.py`` imported as a module: ``study(name).run(argv)`` runs it in-process."""
+    spec = importlib.util.spec_from_file_location(f"experiments_{name}", ROOT / "experiments" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def run_study(data_dir):
+    """``run_study(name, out, *argv)``: the study run in-process on the session's data dir into
+    ``out``, without progress bars; its history and summary."""
+
+    def run(name: str, out: Path, *argv: str) -> tuple[dict, str]:
+        study(name).run(["--data-dir", data_dir, "--out", str(out), "--no-progress", *argv])
+        return json.loads((out / "history.json").read_text()), (out / "summary.md").read_text()
+
+    return run
 
 
 @pytest.fixture(scope="session")

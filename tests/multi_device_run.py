@@ -20,7 +20,9 @@ from jaxcv.train import data_mesh, fit, fit_many, make_optimizer
 from jaxcv.train.parallel import batch_sharded, put_replicated
 
 data_dir = sys.argv[1]
-train = {k: v[:512] for k, v in load_split("shapes/cifar", "train", data_dir).items()}
+# 4 steps an epoch: few enough that the rounding of 1 and 4 devices, which training amplifies
+# step by step, stays far below the tolerances (with 512 it reaches them by the third epoch)
+train = {k: v[:256] for k, v in load_split("shapes/cifar", "train", data_dir).items()}
 test = {k: v[:200] for k, v in load_split("shapes/cifar", "test", data_dir).items()}
 out = {"devices": len(jax.devices()), "histories": {}, "many": {}}
 for n in (1, 4):

@@ -13,7 +13,7 @@ import pytest
 from jaxcv.errors import UsageError
 from jaxcv.models import count_params, get_model
 from jaxcv.models.backbone import layer_matches
-from jaxcv.models.layers import Conv, avg_pool, max_pool
+from jaxcv.models.layers import Conv, avg_pool, max_pool, use_conv_impl
 
 
 def _shapes(model, size, batch=1):
@@ -25,12 +25,13 @@ def _shapes(model, size, batch=1):
     ((3, 3), 2, "SAME"), ((3, 3), 2, "VALID"), ((7, 7), 2, "VALID"), ((1, 1), 2, "VALID"), ((3, 2), (2, 3), "SAME")])
 def test_strided_conv_matches_flax_in_value_and_gradient(impl, kernel, strides, padding):
     x = jax.random.normal(jax.random.key(1), (2, 12, 13, 3))
-    ours = Conv(4, kernel, padding, strides=strides, impl=impl)
+    ours = Conv(4, kernel, padding, strides=strides)
     theirs = nn.Conv(4, kernel, strides=strides, padding=padding)
     variables = ours.init(jax.random.key(0), x)
-    np.testing.assert_allclose(ours.apply(variables, x), theirs.apply(variables, x), rtol=1e-5, atol=1e-5)
     grad = lambda m: jax.grad(lambda v, x: (m.apply(v, x) ** 2).sum(), argnums=(0, 1))(variables, x)  # noqa: E731
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4), grad(ours), grad(theirs))
+    with use_conv_impl(impl):
+        np.testing.assert_allclose(ours.apply(variables, x), theirs.apply(variables, x), rtol=1e-5, atol=1e-5)
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4), grad(ours), grad(theirs))
 
 
 @pytest.mark.parametrize("size", [8, 9])

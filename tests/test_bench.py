@@ -14,6 +14,7 @@ import pytest
 
 from jaxcv.bench import (available_workloads, compile_seconds, flops, peak_flop_per_second, synthetic,
                          synthetic_task, time_epochs, timed)
+from jaxcv.errors import UsageError
 from jaxcv.models import count_params, get_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,7 +58,7 @@ def test_time_epochs_rejects_bad_input():
     data = synthetic((32, 32, 3), 64)
     with pytest.raises(ValueError, match="mode"):
         time_epochs(get_model("cifar_cnn"), data, jax.devices()[0], batch_size=32, mode="pmap")
-    with pytest.raises(ValueError, match="no batch"):
+    with pytest.raises(UsageError, match="no batch"):
         time_epochs(get_model("cifar_cnn"), data, jax.devices()[0], batch_size=128)
 
 
@@ -84,7 +85,7 @@ def test_synthetic_tasks_match_the_model_output():
 def test_workloads_skip_unregistered_models():
     found, absent = available_workloads(["mnist_cnn", "hourglass"])
     assert found[0] == "mnist_cnn" and found + absent == ["mnist_cnn", "hourglass"]
-    with pytest.raises(ValueError, match="no benchmark workload"):
+    with pytest.raises(UsageError, match="no benchmark workload"):
         available_workloads(["resnet50"])
 
 
@@ -142,5 +143,5 @@ def test_table_puts_cpu_and_gpu_side_by_side():
     assert "| 0.1% |" in lines[2] and "| 5.0 / 500.0 |" in lines[2]
     assert "| mnist_cnn | torch | 1024 | 128 | 5.00 | 205 | - | - | - | 0.50 |" in lines[3]
     assert epoch_times.peer_impls("torch,keras") == ["torch", "keras-jax", "keras-tf"]
-    with pytest.raises(ValueError, match="unknown peer"):
+    with pytest.raises(UsageError, match="unknown peer"):
         epoch_times.peer_impls("mxnet")

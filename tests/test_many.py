@@ -1,12 +1,18 @@
-"""``fit_many``: K models vmapped in one compiled function equal the same K ``fit`` runs."""
+"""``fit_many``: K models vmapped in one compiled function equal the same K ``fit`` runs.
+
+A model trained alone (``fit``, K = 1) is computed by XLA with other matrix kernels than the
+same model in a group (a batch of one is simplified away), so the two agree to float rounding,
+which training amplifies step by step: the comparisons run a few steps, where any difference
+in the mechanics (data order, initialisation, dropout masks, hyper-parameters) would show as a
+large one."""
 
 import math
 
-import jax
 import numpy as np
 import optax
 import pytest
 
+from jaxcv.errors import UsageError
 from jaxcv.models import get_model
 from jaxcv.train import fit, fit_many, make_optimizer
 
@@ -22,6 +28,13 @@ def data(shapes_cifar):
     return _small(shapes_cifar[0], 384), _small(shapes_cifar[1], 128)
 
 
+def _assert_kernel_close(a, b, rel=1e-3):
+    """Two ``conv1`` kernels equal to ``rel`` of the kernel's scale (float rounding shows most
+    on the entries near zero)."""
+    a, b = np.asarray(a.params["conv1"]["kernel"]), np.asarray(b.params["conv1"]["kernel"])
+    np.testing.assert_allclose(a, b, rtol=0, atol=rel * float(np.abs(b).max()))
+
+
 def _assert_same(a, b, rel=2e-4):
     assert [r["epoch"] for r in a] == [r["epoch"] for r in b]
     for ra, rb in zip(a, b):
@@ -30,14 +43,11 @@ def _assert_same(a, b, rel=2e-4):
 
 
 def test_seeds_and_hyperparameters_match_sequential_runs(data):
-    """BatchNorm, dropout (traced rates), per-model data order, learning rates: all as in ``fit``.
-
-    SGD, because Adam's normalised steps amplify the float noise of a vmapped matmul's
-    other summation order into visible differences within two epochs.
-    """
-    train, test = data
+    """BatchNorm, dropout (traced rates), per-model data order, learning rates, momentum: all as
+    in ``fit``, over three steps (SGD: Adam's normalised steps would amplify the rounding)."""
+    train, test = _small(data[0], 192), data[1]
     lrs, rates, seeds = [0.01, 0.03, 0.01], [0.25, 0.1, 0.0], [0, 1, 2]
-    kw = dict(epochs=2, batch_size=64, progress=False)
+    kw = dict(epochs=1, batch_size=64, progress=False)
     many = fit_many(get_model("cifar_cnn_bn"), train, test, seeds=seeds,
                     hparams={"learning_rate": lrs, "dropout_rate": rates},
                     optimizer=make_optimizer("sgd", 0.01, momentum=0.9), **kw)
@@ -46,13 +56,12 @@ def test_seeds_and_hyperparameters_match_sequential_runs(data):
         alone = fit(get_model("cifar_cnn_bn", dropout_rate=rate), train, test, seed=seed,
                     optimizer=make_optimizer("sgd", lr, momentum=0.9), **kw)
         _assert_same(result.history, alone.history)
-        np.testing.assert_allclose(jax.tree.leaves(result.state.params)[0],
-                                   jax.tree.leaves(alone.state.params)[0], rtol=1e-3, atol=1e-5)
+        _assert_kernel_close(result.state, alone.state)
     assert many[0].history != many[1].history
 
 
 def test_a_stopped_or_diverged_model_keeps_its_state_while_others_go_on(data):
-    train, _ = data
+    train = _small(data[0], 128)  # two steps an epoch
     stop_fast_lr = lambda history, state: (  # noqa: E731  stops the lr-0.05 model after epoch 1
         state, float(state.opt_state.hyperparams["learning_rate"]) == pytest.approx(0.05))
     kw = dict(seeds=[0, 0, 0], optimizer=make_optimizer("sgd", 0.01), epochs=3, batch_size=64, progress=False)
@@ -62,8 +71,7 @@ def test_a_stopped_or_diverged_model_keeps_its_state_while_others_go_on(data):
     assert not math.isfinite(many[2].history[-1]["train_loss"]) and len(many[2].history) == 1
     one_epoch = fit(get_model("cifar_cnn"), train, None, optimizer=make_optimizer("sgd", 0.05), epochs=1,
                     batch_size=64, progress=False)
-    np.testing.assert_allclose(jax.tree.leaves(many[1].state.params)[0],
-                               jax.tree.leaves(one_epoch.state.params)[0], rtol=1e-4, atol=1e-6)
+    _assert_kernel_close(many[1].state, one_epoch.state, rel=1e-4)  # not trained on after it stopped
 
 
 def test_resume_matches_an_uninterrupted_run(data, tmp_path):
@@ -80,13 +88,13 @@ def test_resume_matches_an_uninterrupted_run(data, tmp_path):
 def test_bad_hyperparameters_are_clear_errors(data):
     train, _ = data
     kw = dict(optimizer=make_optimizer("adam", 1e-3), epochs=1, batch_size=64, progress=False)
-    with pytest.raises(ValueError, match="choose from .*learning_rate"):
+    with pytest.raises(UsageError, match="choose from .*learning_rate"):
         fit_many(get_model("cifar_cnn"), train, None, seeds=[0], hparams={"lr": [0.1]}, **kw)
-    with pytest.raises(ValueError, match="2 values for 3 seeds"):
+    with pytest.raises(UsageError, match="2 values for 3 seeds"):
         fit_many(get_model("cifar_cnn"), train, None, seeds=[0, 1, 2], hparams={"dropout_rate": [0.1, 0.2]}, **kw)
-    with pytest.raises(ValueError, match="at least one seed"):
+    with pytest.raises(UsageError, match="at least one seed"):
         fit_many(get_model("cifar_cnn"), train, None, seeds=[], **kw)
     scheduled = make_optimizer("adam", optax.cosine_decay_schedule(1e-3, 10))
-    with pytest.raises(ValueError, match="learning_rate"):
+    with pytest.raises(UsageError, match="learning_rate"):
         fit_many(get_model("cifar_cnn"), train, None, seeds=[0], hparams={"learning_rate": [0.1]},
                  **{**kw, "optimizer": scheduled})

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from jaxcv.models import count_params, get_model, list_models, param_table
-from jaxcv.models.layers import Conv, Dropout, max_pool, upsample
+from jaxcv.errors import UsageError
+from jaxcv.models.layers import Conv, Dropout, conv_impl, max_pool, upsample, use_conv_impl
 from jaxcv.viz import param_table_markdown
 
 
@@ -14,14 +15,20 @@ def _init(name, shape, **kw):
     return model, model.init(jax.random.key(0), jnp.zeros((2, *shape)))
 
 
+def _shapes(name, shape, **kw):
+    """The variables' shapes and dtypes, without computing them (all a parameter count needs)."""
+    model = get_model(name, **kw)
+    return jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((2, *shape)))
+
+
 @pytest.mark.parametrize("name,shape,count", [
-    ("mnist_cnn", (28, 28, 1), 263_418),        # seed 000's table
-    ("keras_mnist_cnn", (28, 28, 1), 600_810),  # seed 001
+    ("mnist_cnn", (28, 28, 1), 263_418),        # report 000's table
+    ("keras_mnist_cnn", (28, 28, 1), 600_810),  # report 001
     ("cifar_cnn", (32, 32, 3), 1_250_858),      # Keras cifar10_cnn
-    ("lenet", (32, 32, 3), 390_410),            # seed 003 says 390,400: it drops fc2's 10 biases
+    ("lenet", (32, 32, 3), 390_410),            # report 003 says 390,400: it drops fc2's 10 biases
     ("lenet_model2", (32, 32, 3), 390_986),     # LeNet + BatchNorm
-    # seed 004, 72x72 grey
-    ("shapes_linear", (72, 72, 1), 72 * 72 * 3 + 3),  # the seed's 15,555
+    # report 004, 72x72 grey
+    ("shapes_linear", (72, 72, 1), 72 * 72 * 3 + 3),  # the report's 15,555
     ("shapes_shallow_cnn", (72, 72, 1), (5 * 5 * 16 + 16) + 34 * 34 * 16 * 3 + 3),  # 68x68 conv, pooled
     ("shapes_deep_cnn", (72, 72, 1),
      (5 * 5 * 16 + 16) + (5 * 5 * 16 * 16 + 16) + 2 * 16 + (16 * 16 + 16) + (16 * 3 + 3)),
@@ -30,31 +37,36 @@ def _init(name, shape, **kw):
     ("hourglass", (72, 72, 1), (9 * 32 + 32) + 5 * (9 * 32 * 32 + 32) + 2 * 32 + (9 * 32 + 1)),
 ])
 def test_parameter_counts(name, shape, count):
-    _, variables = _init(name, shape)
+    variables = _shapes(name, shape)
     assert sum(r.params for r in param_table(variables["params"])) == count
     assert count_params(variables["params"]) == count
 
 
-@pytest.mark.parametrize("fields,count", [  # seed 001's architecture study, exactly its counts
+@pytest.mark.parametrize("fields,count", [  # report 001's architecture study, exactly its counts
     (dict(conv_features=(32,)), 693_962),
     (dict(conv_features=(32,) * 5), 370_506),
     (dict(conv_features=(32, 32), dense_features=(1024, 128)), 4_861_674),  # "4.9M"
 ])
-def test_seed_001_architecture_counts(fields, count):
-    _, variables = _init("mnist_cnn", (28, 28, 1), **fields)
+def test_report_001_architecture_counts(fields, count):
+    variables = _shapes("mnist_cnn", (28, 28, 1), **fields)
     assert count_params(variables["params"]) == count
 
 
+def _train_mode_outputs(model, variables, x):
+    """Shapes of ``(outputs, features)`` of ``model`` in training mode (nothing computed)."""
+    return jax.eval_shape(lambda v: model.apply(v, x, train=True, rngs={"dropout": jax.random.key(1)},
+                                                mutable=["batch_stats"])[0], variables)
+
+
 def test_lenet_models_train_mode():
-    model, variables = _init("lenet_model1", (32, 32, 3))
+    variables = _shapes("lenet_model1", (32, 32, 3))
     assert {"bn1", "bn2", "bn3", "bn_fc2"} <= set(variables["batch_stats"])
-    (logits, feats), _ = model.apply(variables, jnp.ones((2, 32, 32, 3)), train=True,
-                                     rngs={"dropout": jax.random.key(1)}, mutable=["batch_stats"])
+    logits, feats = _train_mode_outputs(get_model("lenet_model1"), variables, jnp.ones((2, 32, 32, 3)))
     assert logits.shape == (2, 10) and feats["conv5"].shape == (2, 8, 8, 512)
 
 
-def test_seed_000_parameter_table():
-    _, variables = _init("mnist_cnn", (28, 28, 1))
+def test_report_000_parameter_table():
+    variables = _shapes("mnist_cnn", (28, 28, 1))
     rows = param_table(variables["params"])
     assert [(r.layer, r.params) for r in rows] == [
         ("conv1", 320), ("conv2", 9248), ("conv3", 4624), ("fc1", 247_936), ("fc2", 1290)]
@@ -65,8 +77,8 @@ def test_seed_000_parameter_table():
 
 
 def test_batchnorm_switch_adds_batch_stats():
-    _, plain = _init("cifar_cnn", (32, 32, 3))
-    _, bn = _init("cifar_cnn", (32, 32, 3), batchnorm=True)
+    plain = _shapes("cifar_cnn", (32, 32, 3))
+    bn = _shapes("cifar_cnn", (32, 32, 3), batchnorm=True)
     assert "batch_stats" not in plain and set(bn["batch_stats"]) == {
         "conv1_bn", "conv2_bn", "conv3_bn", "conv4_bn", "fc1_bn"}
 
@@ -80,7 +92,7 @@ def test_models_name_their_features():
 
 
 def test_unknown_model_lists_choices():
-    with pytest.raises(ValueError, match="mnist_cnn"):
+    with pytest.raises(UsageError, match="mnist_cnn"):
         get_model("resnet9000")
     assert "cifar_cnn" in list_models()
 
@@ -89,12 +101,31 @@ def test_unknown_model_lists_choices():
 @pytest.mark.parametrize("kernel", [(3, 3), (5, 5), (2, 3)])
 def test_im2col_conv_matches_xla_conv(padding, kernel):
     x = jax.random.normal(jax.random.key(1), (2, 9, 11, 3))
-    a, b = Conv(4, kernel, padding, impl="im2col"), Conv(4, kernel, padding, impl="xla")
-    variables = a.init(jax.random.key(0), x)
-    np.testing.assert_allclose(a.apply(variables, x), b.apply(variables, x), rtol=1e-5, atol=1e-5)
-    ga = jax.grad(lambda v: a.apply(v, x).sum())(variables)
-    gb = jax.grad(lambda v: b.apply(v, x).sum())(variables)
-    jax.tree.map(lambda u, w: np.testing.assert_allclose(u, w, rtol=1e-4, atol=1e-4), ga, gb)
+    conv = Conv(4, kernel, padding)
+    variables = conv.init(jax.random.key(0), x)
+    out, grads = {}, {}
+    for impl in ("im2col", "xla"):
+        with use_conv_impl(impl):
+            out[impl] = conv.apply(variables, x)
+            grads[impl] = jax.grad(lambda v: conv.apply(v, x).sum())(variables)
+    np.testing.assert_allclose(out["im2col"], out["xla"], rtol=1e-5, atol=1e-5)
+    jax.tree.map(lambda u, w: np.testing.assert_allclose(u, w, rtol=1e-4, atol=1e-4), grads["im2col"], grads["xla"])
+
+
+def test_one_switch_picks_every_convs_formulation():
+    x = jnp.ones((2, 28, 28, 1))
+    model = get_model("mnist_cnn")
+    variables = model.init(jax.random.key(0), x)
+    backend = conv_impl()
+    for impl, primitive in (("im2col", "dot_general"), ("xla", "conv_general_dilated")):
+        with use_conv_impl(impl):
+            assert conv_impl() == impl
+            jaxpr = str(jax.make_jaxpr(lambda v: model.apply(v, x))(variables))
+            assert (primitive in jaxpr) and ("conv_general_dilated" in jaxpr) == (impl == "xla"), impl
+        assert conv_impl() == backend  # restored on leaving the block
+    with pytest.raises(ValueError, match="conv impl"):
+        with use_conv_impl("winograd"):
+            pass
 
 
 def test_conv_rejects_unknown_padding():
@@ -143,10 +174,8 @@ def test_upsample_is_nearest_neighbour():
 def test_shapes_models_outputs():
     x = jnp.ones((2, 72, 72, 1))
     for name, shape in (("shapes_deep_cnn", (2, 3)), ("vertex_regressor", (2, 6)), ("hourglass", (2, 72, 72, 1))):
-        model, variables = _init(name, (72, 72, 1))
-        (out, feats), _ = model.apply(variables, x, train=True, rngs={"dropout": jax.random.key(1)},
-                                      mutable=["batch_stats"])
+        out, feats = _train_mode_outputs(get_model(name), _shapes(name, (72, 72, 1)), x)
         assert out.shape == shape, name
     assert feats["code"].shape == (2, 9, 9, 32)  # the hourglass's bottleneck
-    model, variables = _init("shapes_linear", (72, 72, 1))
+    variables = _shapes("shapes_linear", (72, 72, 1))
     assert variables["params"]["fc1"]["kernel"].shape == (72 * 72, 3)  # one 72x72 template per class

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from jaxcv.errors import UsageError
 from jaxcv.train import data_mesh
 from jaxcv.train.parallel import check_batch_size
 
@@ -19,7 +20,8 @@ def _assert_close(one_device, four_devices):
 
 
 def test_same_losses_on_one_and_four_devices(shapes_cifar, data_dir):
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
+    env = {**os.environ, "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=4",
+           "JAX_PLATFORMS": "cpu"}
     script = Path(__file__).with_name("multi_device_run.py")
     proc = subprocess.run([sys.executable, str(script), data_dir], env=env, capture_output=True,
                           text=True, timeout=600)
@@ -38,5 +40,5 @@ def test_same_losses_on_one_and_four_devices(shapes_cifar, data_dir):
 def test_batch_must_split_over_devices():
     mesh = data_mesh()
     check_batch_size(mesh.size * 8, mesh)
-    with pytest.raises(ValueError, match="multiple"):
+    with pytest.raises(UsageError, match="multiple"):
         check_batch_size(0, mesh)

@@ -1,4 +1,4 @@
-"""Seed 004's datasets and task losses: triangles with their vertices, noisy/clean pairs."""
+"""Report 004's datasets and task losses: triangles with their vertices, noisy/clean pairs."""
 
 import itertools
 

@@ -1,4 +1,4 @@
-"""Seed 004's bars, learned for real on the embedded shapes (CPU, a few short epochs each)."""
+"""Report 004's bars, learned for real on the embedded shapes (CPU, a few short epochs each)."""
 
 import numpy as np
 

@@ -4,10 +4,13 @@ import numpy as np
 import optax
 import pytest
 
+from jaxcv.errors import UsageError
 from jaxcv.models import get_model
-from jaxcv.train import (OPTIMIZERS, EarlyStopping, evaluate_arrays, NonFiniteLossError, ReduceLROnPlateau,
-                         classification, create_state, evaluate, fit, make_optimizer, make_schedule,
+from jaxcv.models.layers import use_conv_impl
+from jaxcv.train import (OPTIMIZERS, EarlyStopping, NonFiniteLossError, ReduceLROnPlateau, classification,
+                         create_state, evaluate, evaluate_arrays, fit, host_batches, make_optimizer, make_schedule,
                          pad_to_batches, reconstruction, regression)
+from jaxcv.train.tensorboard import scalar_tag
 
 
 def _small(data, n):
@@ -23,11 +26,11 @@ def test_every_optimizer_takes_a_step(name):
 
 
 def test_optimizer_errors():
-    with pytest.raises(ValueError, match="choose from"):
+    with pytest.raises(UsageError, match="choose from"):
         make_optimizer("adamm", 0.1)
-    with pytest.raises(ValueError, match="nesterov"):
+    with pytest.raises(UsageError, match="nesterov"):
         make_optimizer("sgd", 0.1, nesterov=True)
-    with pytest.raises(ValueError, match="weight_decay"):
+    with pytest.raises(UsageError, match="weight_decay"):
         make_optimizer("sgd", 0.1, weight_decay=-1)
 
 
@@ -36,7 +39,7 @@ def test_schedules():
     cosine = make_schedule("cosine", 0.1, 10)
     assert float(cosine(0)) == pytest.approx(0.1) and float(cosine(10)) == pytest.approx(0.0)
     assert float(make_schedule("exponential", 0.1, 10)(10)) == pytest.approx(0.01)
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError):
         make_schedule("linear", 0.1, 10)
 
 
@@ -54,15 +57,16 @@ def test_losses():
 def test_evaluate_is_exact_with_padding(shapes_cifar):
     _, test = shapes_cifar
     data = _small(test, 100)
-    model = get_model("cifar_cnn", impl="xla")
+    model = get_model("cifar_cnn")
     state = create_state(model, optax.sgd(0.1), jnp.zeros((1, 32, 32, 3)), jax.random.key(0))
     padded = jax.device_put(pad_to_batches(data, 64))  # 100 = 64 + 36 real examples
-    metrics = evaluate(state, padded, classification, 64)
-    logits, _ = model.apply({"params": state.params}, data["image"].astype(np.float32) / 255)
+    with use_conv_impl("xla"):  # whichever: the same for both
+        metrics = evaluate(state, padded, classification, 64)
+        logits, _ = model.apply({"params": state.params}, data["image"].astype(np.float32) / 255)
+        scores = evaluate_arrays(state, data, batch_size=48)  # pads, puts on the mesh, jits itself
     direct = classification(logits, data)
     assert float(metrics["loss"]) == pytest.approx(float(direct["loss"].mean()), rel=1e-5)
     assert float(metrics["accuracy"]) == pytest.approx(float(direct["accuracy"].mean()))
-    scores = evaluate_arrays(state, data, batch_size=48)  # pads, puts on the mesh, jits itself
     assert scores["loss"] == pytest.approx(float(direct["loss"].mean()), rel=1e-5)
     assert scores["accuracy"] == pytest.approx(float(direct["accuracy"].mean()))
 
@@ -80,7 +84,7 @@ def test_learns_shapes_cifar(shapes_cifar):
 
 
 def test_learns_real_mnist(mnist_t10k):
-    """Seed 000's CNN and optimizer on 8,000 real digits, tested on the other 2,000."""
+    """Report 000's CNN and optimizer on 8,000 real digits, tested on the other 2,000."""
     train = {k: v[:8000] for k, v in mnist_t10k.items()}
     test = {k: v[8000:] for k, v in mnist_t10k.items()}
     result = fit(get_model("mnist_cnn"), train, test, optimizer=make_optimizer("adadelta", 1.0),
@@ -101,32 +105,44 @@ def test_resume_matches_an_uninterrupted_run(shapes_cifar, tmp_path):
             assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-6), key
 
 
-def test_nan_loss_stops_with_a_clear_error(shapes_cifar):
+def test_nan_loss_of_a_lone_model_is_a_clear_error(shapes_cifar, tmp_path):
     train = _small(shapes_cifar[0], 128)
     nan_loss = lambda out, batch: {"loss": classification(out, batch)["loss"] * jnp.nan}  # noqa: E731
-    with pytest.raises(NonFiniteLossError, match="epoch 1"):
-        fit(get_model("cifar_cnn"), train, None, optimizer=optax.sgd(0.1), epochs=2, batch_size=64,
-            loss_fn=nan_loss, progress=False)
+    kw = dict(optimizer=optax.sgd(0.1), epochs=2, batch_size=64, loss_fn=nan_loss, progress=False,
+              checkpoint_dir=tmp_path)
+    with pytest.raises(NonFiniteLossError, match="became nan in epoch 1; lower the learning rate"):
+        fit(get_model("cifar_cnn"), train, None, **kw)
+    with pytest.raises(UsageError, match="epoch 1"):  # a rerun says so again, without training
+        fit(get_model("cifar_cnn"), train, None, **kw)
+
+
+def test_host_batches_shuffle_whole_batches_each_epoch():
+    data = {"image": np.arange(10, dtype=np.uint8)[:, None], "label": np.arange(10, dtype=np.int32)}
+    stream = host_batches(data, batch_size=4, seed=1)
+    epoch0, again, epoch1 = list(stream(0)), list(stream(0)), list(stream(1))
+    assert [b["label"].shape for b in epoch0] == [(4,), (4,)]  # the last partial batch is dropped
+    assert all((b["image"][:, 0] == b["label"]).all() for b in epoch0)  # features stay together
+    assert len(set(np.concatenate([b["label"] for b in epoch0]))) == 8
+    np.testing.assert_array_equal(epoch0[0]["label"], again[0]["label"])
+    assert not np.array_equal(np.concatenate([b["label"] for b in epoch0]), np.concatenate([b["label"] for b in epoch1]))
+    with pytest.raises(UsageError, match="no batch"):
+        host_batches(data, batch_size=16)
 
 
 def test_streamed_training_learns(shapes_cifar):
     train, test = shapes_cifar
-    small = _small(train, 1024)
-
-    def batches(epoch):
-        order = np.random.default_rng(epoch).permutation(1024).reshape(-1, 64)
-        return ({k: v[i] for k, v in small.items()} for i in order)
-
-    h = fit(get_model("cifar_cnn", batchnorm=True), batches, _small(test, 256),
+    h = fit(get_model("cifar_cnn", batchnorm=True), host_batches(_small(train, 1024), 64), _small(test, 256),
             optimizer=make_optimizer("adam", 1e-3), epochs=3, batch_size=64, progress=False).history
     assert h[-1]["train_loss"] < h[0]["train_loss"] and h[-1]["val_accuracy"] > 0.15
 
 
 def test_bad_arguments():
     data = {"image": np.zeros((8, 32, 32, 3), np.uint8), "label": np.zeros(8, np.int32)}
-    with pytest.raises(ValueError, match="epochs"):
+    with pytest.raises(UsageError, match="epochs"):
         fit(get_model("cifar_cnn"), data, None, optimizer=optax.sgd(0.1), epochs=0, batch_size=4)
-    with pytest.raises(ValueError, match="no batch"):
+    with pytest.raises(TypeError, match="epoch"):  # a misspelt option
+        fit(get_model("cifar_cnn"), data, None, optimizer=optax.sgd(0.1), epoch=1, batch_size=4)
+    with pytest.raises(UsageError, match="no batch"):
         fit(get_model("cifar_cnn"), data, None, optimizer=optax.sgd(0.1), epochs=1, batch_size=16,
             progress=False)
 
@@ -168,3 +184,11 @@ def test_reduce_lr_changes_training_without_recompiling(shapes_cifar):
     h = fit(get_model("cifar_cnn"), train, test, optimizer=make_optimizer("adam", 1e-3), epochs=3,
             batch_size=64, callbacks=[always], progress=False).history
     assert [r["lr_scale"] for r in h] == pytest.approx([1.0, 0.1, 0.01])
+    assert [r["learning_rate"] for r in h] == pytest.approx([1e-3, 1e-4, 1e-5])  # as TensorBoard shows it
+
+
+def test_tensorboard_tags_pair_train_and_validation():
+    assert scalar_tag("train_loss") == "loss/train" and scalar_tag("val_loss") == "loss/val"
+    assert scalar_tag("val_matched_mse") == "matched_mse/val" and scalar_tag("epoch_seconds") == "seconds/epoch"
+    assert scalar_tag("learning_rate") == "optimizer/learning_rate"
+    assert scalar_tag("epoch") is None and scalar_tag("models") is None

@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 import flax.linen as nn
 
+from jaxcv.errors import UsageError
 from jaxcv.models.backbone import Backbone, BatchNormBackbone
 from jaxcv.models.cnn import CifarCNN, MnistCNN
 from jaxcv.models.densenet import DenseNet
@@ -48,7 +49,7 @@ def get_model(name: str, **overrides: Any) -> nn.Module:
     try:
         factory = _REGISTRY[name]
     except KeyError:
-        raise ValueError(f"unknown model {name!r}; choose from {', '.join(list_models())}") from None
+        raise UsageError(f"unknown model {name!r}; choose from {', '.join(list_models())}") from None
     return factory(**overrides)
 
 

@@ -6,32 +6,49 @@ loop of steps.  ``Conv`` therefore computes the same convolution as an explicit
 im2col + matmul on CPU and as ``lax.conv_general_dilated`` elsewhere.  Both have
 exactly the parameters of ``flax.linen.Conv`` (``kernel`` of shape
 ``(kh, kw, in, out)`` and ``bias``), so weights move freely between them.
+
+The formulation is one setting for every ``Conv``, not a field of each model:
+``conv_impl()`` is the fast one for the default backend unless a ``use_conv_impl(...)``
+block says otherwise (benchmarks timing a CPU beside a GPU, tests comparing the two).
+It is read when a model is traced, so a function jitted before the switch keeps its own.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
-from typing import Literal, Sequence
+from typing import Iterator, Literal, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-ConvImpl = Literal["auto", "im2col", "xla"]
+ConvImpl = Literal["im2col", "xla"]
+_CONV_IMPL: contextvars.ContextVar[ConvImpl | None] = contextvars.ContextVar("conv_impl", default=None)
 
 
-def conv_impl_for(platform: str) -> str:
+def conv_impl_for(platform: str) -> ConvImpl:
     """The fast formulation on a platform: im2col on ``cpu``, XLA's convolution elsewhere."""
     return "im2col" if platform == "cpu" else "xla"
 
 
-def resolve_conv_impl(impl: ConvImpl) -> str:
-    """``auto`` means the fast formulation on the default backend."""
-    if impl == "auto":
-        return conv_impl_for(jax.default_backend())
-    if impl not in ("im2col", "xla"):
-        raise ValueError(f"conv impl must be 'auto', 'im2col' or 'xla', got {impl!r}")
-    return impl
+def conv_impl() -> ConvImpl:
+    """The formulation ``Conv`` uses now: the innermost ``use_conv_impl``'s, else the fast
+    one on the default backend."""
+    return _CONV_IMPL.get() or conv_impl_for(jax.default_backend())
+
+
+@contextlib.contextmanager
+def use_conv_impl(impl: ConvImpl | None) -> Iterator[None]:
+    """Within the block, ``Conv`` computes with ``impl`` (``None``: the backend's fast one)."""
+    if impl not in ("im2col", "xla", None):
+        raise ValueError(f"conv impl must be 'im2col', 'xla' or None, got {impl!r}")
+    token = _CONV_IMPL.set(impl)
+    try:
+        yield
+    finally:
+        _CONV_IMPL.reset(token)
 
 
 def _pad_same(x: jax.Array, kh: int, kw: int, strides: tuple[int, int] = (1, 1)) -> jax.Array:
@@ -74,7 +91,6 @@ class Conv(nn.Module):
     padding: str = "SAME"
     strides: int | tuple[int, int] = 1
     use_bias: bool = True
-    impl: ConvImpl = "auto"
     kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
     bias_init: nn.initializers.Initializer = nn.initializers.zeros_init()
 
@@ -88,7 +104,7 @@ class Conv(nn.Module):
         kernel = self.param("kernel", self.kernel_init, (kh, kw, x.shape[-1], self.features))
         if padding == "SAME":
             x = _pad_same(x, kh, kw, strides)
-        y = conv_valid(x, kernel, resolve_conv_impl(self.impl), strides)
+        y = conv_valid(x, kernel, conv_impl(), strides)
         if self.use_bias:
             y = y + self.param("bias", self.bias_init, (self.features,))
         return y
@@ -156,3 +172,14 @@ def upsample(x: jax.Array, size: int = 2) -> jax.Array:
     n, h, w, c = x.shape
     x = jnp.broadcast_to(x[:, :, None, :, None, :], (n, h, size, w, size, c))
     return x.reshape(n, h * size, w * size, c)
+
+
+Features = dict[str, jax.Array]
+"""A model's named intermediate activations (``conv1``, ``pool1``, ``fc1`` ...)."""
+
+
+def batch_norm(train: bool, name: str, epsilon: float = 1e-5) -> nn.BatchNorm:
+    """BatchNorm as the reports' Keras and PyTorch code has it: batch statistics in training,
+    running averages (updated by 0.1 of each batch) in inference; ``epsilon`` 1e-5 as
+    PyTorch, 1e-3 for Keras."""
+    return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=epsilon, name=name)

@@ -1,8 +1,8 @@
-"""Seed 003's CIFAR-10 nets: the LeNet-style baseline and its Models 1 and 2 (Table 2).
+"""Report 003's CIFAR-10 nets: the LeNet-style baseline and its Models 1 and 2 (Table 2).
 
-Convolutions are 5x5 with padding 2 (LeNet, Model 2) or 3x3 same-padded (Model 1; the seed
+Convolutions are 5x5 with padding 2 (LeNet, Model 2) or 3x3 same-padded (Model 1; the report
 gives no kernel size), each max-pool halves the map, and with ``xavier`` every kernel is
-Glorot-uniform (PyTorch's ``xavier_uniform_``) with zero biases, as the seed initialised
+Glorot-uniform (PyTorch's ``xavier_uniform_``) with zero biases, as the report initialised
 Models 1 and 2.  ``Dropout2d`` drops whole channels.  BatchNorm uses PyTorch's momentum 0.1.
 """
 
@@ -11,17 +11,11 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 
-from jaxcv.models.layers import Conv, ConvImpl, Dropout, max_pool
-
-Features = dict[str, jax.Array]
+from jaxcv.models.layers import Conv, Dropout, Features, batch_norm, max_pool
 
 
 def _init(xavier: bool) -> dict:
     return {"kernel_init": nn.initializers.xavier_uniform()} if xavier else {}
-
-
-def _batchnorm(train: bool, name: str) -> nn.BatchNorm:
-    return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, name=name)
 
 
 class LeNet(nn.Module):
@@ -29,13 +23,12 @@ class LeNet(nn.Module):
 
     num_classes: int = 10
     xavier: bool = False
-    impl: ConvImpl = "auto"
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> tuple[jax.Array, Features]:
         feats: Features = {}
         for i, f in enumerate((32, 64, 128), start=1):
-            x = feats[f"conv{i}"] = nn.relu(Conv(f, (5, 5), impl=self.impl, name=f"conv{i}", **_init(self.xavier))(x))
+            x = feats[f"conv{i}"] = nn.relu(Conv(f, (5, 5), name=f"conv{i}", **_init(self.xavier))(x))
             x = feats[f"pool{i}"] = max_pool(x)
         x = x.reshape(x.shape[0], -1)
         x = feats["fc1"] = nn.relu(nn.Dense(64, name="fc1", **_init(self.xavier))(x))
@@ -49,7 +42,6 @@ class LeNetModel1(nn.Module):
     num_classes: int = 10
     dropout_rate: float | jax.Array = 0.1
     xavier: bool = True
-    impl: ConvImpl = "auto"
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> tuple[jax.Array, Features]:
@@ -60,15 +52,15 @@ class LeNetModel1(nn.Module):
             for f in widths:
                 convs += 1
                 name = f"conv{convs}"
-                x = feats[name] = nn.relu(Conv(f, (3, 3), impl=self.impl, name=name, **init)(x))
+                x = feats[name] = nn.relu(Conv(f, (3, 3), name=name, **init)(x))
                 if group == 1:
                     x = Dropout(self.dropout_rate, deterministic=not train, broadcast_dims=(1, 2))(x)
-            x = _batchnorm(train, f"bn{group}")(x)
+            x = batch_norm(train, f"bn{group}")(x)
             x = feats[f"pool{group}"] = max_pool(x)
         x = x.reshape(x.shape[0], -1)
         x = feats["fc1"] = nn.relu(nn.Dense(2048, name="fc1", **init)(x))
         x = nn.relu(nn.Dense(64, name="fc2", **init)(x))
-        x = feats["fc2"] = _batchnorm(train, "bn_fc2")(x)
+        x = feats["fc2"] = batch_norm(train, "bn_fc2")(x)
         return nn.Dense(self.num_classes, name="fc3", **init)(x), feats
 
 
@@ -78,18 +70,17 @@ class LeNetModel2(nn.Module):
     num_classes: int = 10
     dropout_rate: float | jax.Array = 0.1
     xavier: bool = True
-    impl: ConvImpl = "auto"
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> tuple[jax.Array, Features]:
         feats: Features = {}
         init = _init(self.xavier)
         for i, f in enumerate((32, 64, 128), start=1):
-            x = Conv(f, (5, 5), impl=self.impl, name=f"conv{i}", **init)(x)
+            x = Conv(f, (5, 5), name=f"conv{i}", **init)(x)
             if i == 1:
                 x = Dropout(self.dropout_rate, deterministic=not train, broadcast_dims=(1, 2))(x)
-            x = feats[f"conv{i}"] = nn.relu(_batchnorm(train, f"bn{i}")(x))
+            x = feats[f"conv{i}"] = nn.relu(batch_norm(train, f"bn{i}")(x))
             x = feats[f"pool{i}"] = max_pool(x)
         x = x.reshape(x.shape[0], -1)
-        x = feats["fc1"] = nn.relu(_batchnorm(train, "bn_fc1")(nn.Dense(64, name="fc1", **init)(x)))
+        x = feats["fc1"] = nn.relu(batch_norm(train, "bn_fc1")(nn.Dense(64, name="fc1", **init)(x)))
         return nn.Dense(self.num_classes, name="fc2", **init)(x), feats

@@ -1,4 +1,4 @@
-"""Per-layer parameter and memory table (seed 000's "Parameters Table")."""
+"""Per-layer parameter and memory table (report 000's "Parameters Table")."""
 
 from __future__ import annotations
 

@@ -13,9 +13,13 @@ from typing import Protocol
 
 import jax.numpy as jnp
 
+from jaxcv.errors import UsageError
 from jaxcv.train.state import TrainState
 
-History = list[dict[str, float]]
+Record = dict[str, float]
+"""One model's numbers of one epoch (``epoch``, ``train_loss``, ``val_accuracy`` ...)."""
+History = list[Record]
+"""A model's records, one per epoch trained."""
 
 
 class Callback(Protocol):
@@ -35,7 +39,7 @@ def _mode(monitor: str, mode: str) -> str:
     if mode == "auto":
         return "max" if "accuracy" in monitor else "min"
     if mode not in ("min", "max"):
-        raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
+        raise UsageError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
     return mode
 
 

@@ -1,14 +1,16 @@
-"""``fit`` and ``fit_many``: train one model, or K models vmapped in one compiled function,
-for some epochs, evaluating, checkpointing and calling back."""
+"""``fit_many`` trains K models vmapped in one compiled function, for some epochs,
+evaluating, checkpointing, logging and calling back; ``fit`` is its K = 1 case.
+
+``_train_epochs`` is where training happens; the functions before it set it up.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import time
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import flax.linen as nn
 import jax
@@ -18,20 +20,50 @@ import optax
 from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
+from jaxcv.errors import UsageError
 from jaxcv.train import members, parallel
-from jaxcv.train.callbacks import Callback, History
+from jaxcv.train.callbacks import Callback, History, Record
 from jaxcv.train.checkpoint import Checkpointer
+from jaxcv.train.epochs import Arrays, BatchStream, DeviceEpochs, StreamedEpochs, sample_input, training_epochs
+from jaxcv.train.evaluation import Evaluator
 from jaxcv.train.losses import LossFn, classification
 from jaxcv.train.state import TrainState, create_state
-from jaxcv.train.steps import Augment, evaluate, to_float, train_epoch, train_step
+from jaxcv.train.steps import Augment
 
-Arrays = dict[str, np.ndarray]
-BatchStream = Callable[[int], Iterable[Arrays]]
-"""``epoch -> batches``: a training set streamed from the host instead of held on the device."""
+EpochHook = Callable[[int, Mapping[int, Record]], None]
+"""``hook(epoch, records)``: after every epoch, the new record of each model that trained in
+it, by model index (``TensorBoardLog`` is one)."""
 
 
-class NonFiniteLossError(FloatingPointError):
-    """The training loss became NaN or infinite."""
+class NonFiniteLossError(UsageError):
+    """The training loss of a model trained alone became NaN or infinite."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FitOptions:
+    """How ``fit`` and ``fit_many`` train: their keyword options, in one place."""
+
+    optimizer: optax.GradientTransformation
+    epochs: int
+    batch_size: int
+    """Global batch, split over the mesh's devices (a stream's batches have their own size)."""
+    loss_fn: LossFn = classification
+    augment: Augment | None = None
+    """A random transform of every training batch, inside the compiled step."""
+    eval_batch_size: int | None = None
+    """Default: ``batch_size`` or 256, whichever is larger, a multiple of the devices."""
+    mesh: Mesh | None = None
+    """Devices to split batches over; default: all of them."""
+    callbacks: Sequence[Callback] = ()
+    checkpoint_dir: str | Path | None = None
+    """Save every epoch there; a rerun resumes from the newest checkpoint."""
+    on_epoch: EpochHook | None = None
+    progress: bool = True
+    desc: str = "fit"
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise UsageError(f"epochs must be >= 1, got {self.epochs}")
 
 
 @dataclasses.dataclass
@@ -42,232 +74,168 @@ class FitResult:
     """Seconds spent compiling the epoch (or step) and evaluation functions, not in any epoch."""
 
 
-def pad_to_batches(data: Arrays, batch_size: int) -> Arrays:
-    """Pad every array to a whole number of batches and add a 0/1 ``mask`` of real examples."""
-    n = len(data["image"])
-    pad = -n % batch_size
-    out = {k: np.concatenate([v, np.zeros((pad, *v.shape[1:]), v.dtype)]) for k, v in data.items()}
-    out["mask"] = np.concatenate([np.ones(n, np.float32), np.zeros(pad, np.float32)])
-    return out
+@dataclasses.dataclass
+class _Models:
+    """K models trained together: their stacked state and epoch keys, their histories, and
+    which of them still train (the others stopped early or diverged)."""
+
+    state: TrainState
+    rngs: jax.Array
+    histories: list[History]
+    active: list[bool]
+
+    def results(self, compile_seconds: float) -> list[FitResult]:
+        return [FitResult(members.member(self.state, i), h, compile_seconds) for i, h in enumerate(self.histories)]
 
 
-def aot_compile(fn: Callable, *args, donate: bool = False):
-    """``jax.jit(fn)`` compiled ahead of time for ``args``, donating the first if asked."""
-    return jax.jit(fn, donate_argnums=0 if donate else ()).lower(*args).compile()
+def fit(model: nn.Module, train: Arrays | BatchStream, val: Arrays | None, *, seed: int = 0,
+        hparams: Mapping[str, float] | None = None, **options: Any) -> FitResult:
+    """Train ``model``: ``fit_many`` with one seed, and ``hparams`` one value each.
+    ``options`` are ``FitOptions``' fields.  A non-finite training loss raises
+    ``NonFiniteLossError`` (checkpointed, a rerun raises it again without training)."""
+    result, = fit_many(model, train, val, seeds=[seed], hparams={k: [v] for k, v in (hparams or {}).items()},
+                       **options)
+    last = result.history[-1]
+    if not math.isfinite(last["train_loss"]):
+        raise NonFiniteLossError(f"{options.get('desc', 'fit')}: the training loss became {last['train_loss']} in "
+                                 f"epoch {last['epoch']}; lower the learning rate or check the inputs")
+    return result
 
 
-class _DeviceEpochs:
-    """Whole epochs over a training set held on the device, one compiled call each."""
-
-    def __init__(self, data: Arrays, fn: Callable, mesh: Mesh, stacked: bool):
-        self.data = parallel.put_replicated(data, mesh)
-        self.fn = members.over_members(fn, stacked)
-        self.compiled = None
-
-    def compile(self, state: TrainState, rng: jax.Array, active: jax.Array) -> None:
-        self.compiled = aot_compile(self.fn, state, self.data, rng, active, donate=True)
-
-    def __call__(self, state: TrainState, rng: jax.Array, active: jax.Array, epoch: int):
-        return self.compiled(state, self.data, rng, active)
-
-
-class _StreamedEpochs:
-    """Epochs over host batches: one compiled step per batch, each batch split over devices."""
-
-    def __init__(self, batches: BatchStream, fn: Callable, mesh: Mesh, stacked: bool):
-        self.batches, self.sharding = batches, parallel.batch_sharded(mesh)
-        self.fn = members.over_members(fn, stacked)
-        self.compiled = None
-
-    def compile(self, state: TrainState, rng: jax.Array, active: jax.Array) -> None:
-        first = next(iter(self.batches(0)))
-        spec = {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=self.sharding) for k, v in first.items()}
-        self.compiled = aot_compile(self.fn, state, spec, rng, active, donate=True)
-
-    def __call__(self, state: TrainState, rng: jax.Array, active: jax.Array, epoch: int):
-        totals, steps = None, 0
-        for batch in self.batches(epoch):
-            state, metrics = self.compiled(state, jax.device_put(batch, self.sharding),
-                                           members.fold_in(rng, steps), active)
-            totals = metrics if totals is None else jax.tree.map(jnp.add, totals, metrics)
-            steps += 1
-        if totals is None:
-            raise ValueError(f"the training stream gave no batch in epoch {epoch}")
-        return state, jax.tree.map(lambda t: t / steps, totals)
-
-
-def fit(model: nn.Module, train: Arrays | BatchStream, val: Arrays | None, *,
-        optimizer: optax.GradientTransformation, epochs: int, batch_size: int,
-        loss_fn: LossFn = classification, seed: int = 0, hparams: Mapping[str, float] | None = None,
-        augment: Augment | None = None, eval_batch_size: int | None = None, mesh: Mesh | None = None,
-        callbacks: Sequence[Callback] = (), checkpoint_dir: str | Path | None = None,
-        progress: bool = True, desc: str = "fit") -> FitResult:
-    """Train ``model`` on ``train`` for ``epochs``, data-parallel over ``mesh`` (default: all devices).
+def fit_many(model: nn.Module, train: Arrays | BatchStream, val: Arrays | None, *, seeds: Sequence[int],
+             hparams: Mapping[str, Sequence[float]] | None = None, **options: Any) -> list[FitResult]:
+    """Train K = ``len(seeds)`` models at once: ``jax.vmap`` over their states and random keys
+    inside one compiled epoch, data-parallel over the devices of ``mesh``.
 
     ``train`` is a dict of arrays (``image`` uint8 and targets), held on the device and run a
-    whole epoch per compiled call, or a ``BatchStream`` of host batches.  ``augment``
-    transforms every training batch inside the compiled step.  ``val`` (arrays) is evaluated
-    exactly after every epoch.  With ``checkpoint_dir`` every epoch is saved and a rerun
-    resumes from the newest checkpoint.  Returns the state and a history of one record per
-    epoch; compile time is kept out of every ``epoch_seconds``.  A non-finite training loss
-    raises ``NonFiniteLossError``.  ``hparams`` sets model fields or optimizer
-    hyper-parameters as ``fit_many`` does.
+    whole epoch per compiled call, or a ``BatchStream`` of host batches.  ``val`` (arrays) is
+    evaluated exactly after every epoch.  ``options`` are ``FitOptions``' fields.
+
+    Model k starts from ``seeds[k]`` (initialisation, data order and dropout masks) with
+    ``hparams[name][k]`` for each ``name``: a field of ``model`` (``dropout_rate``) or a
+    hyper-parameter of the optimizer's state (``learning_rate``, ``weight_decay``,
+    ``momentum`` of ``make_optimizer``; any ``optax.inject_hyperparams``).  Callbacks act per
+    model; a model that stops early, or whose loss becomes non-finite (its last record shows
+    it), keeps its state while the others go on.  Returns one result per model: its state
+    and history, one record per epoch, whose ``epoch_seconds`` is the time of the whole
+    K-model epoch (compile time kept out).
     """
-    hparams = {name: [value] for name, value in (hparams or {}).items()}
-    return _fit(model, train, val, [seed], hparams, False, optimizer=optimizer, epochs=epochs,
-                batch_size=batch_size, loss_fn=loss_fn, augment=augment, eval_batch_size=eval_batch_size,
-                mesh=mesh, callbacks=callbacks, checkpoint_dir=checkpoint_dir, progress=progress,
-                desc=desc)[0]
-
-
-def fit_many(model: nn.Module, train: Arrays | BatchStream, val: Arrays | None, *,
-             seeds: Sequence[int], hparams: Mapping[str, Sequence[float]] | None = None,
-             optimizer: optax.GradientTransformation, epochs: int, batch_size: int,
-             loss_fn: LossFn = classification, augment: Augment | None = None,
-             eval_batch_size: int | None = None, mesh: Mesh | None = None,
-             callbacks: Sequence[Callback] = (), checkpoint_dir: str | Path | None = None,
-             progress: bool = True, desc: str = "fit") -> list[FitResult]:
-    """Train K = ``len(seeds)`` models at once: ``jax.vmap`` over their states and random
-    keys inside one compiled epoch, data-parallel over ``mesh`` as in ``fit``.
-
-    Model k is the model ``fit(..., seed=seeds[k])`` trains (same initialisation, data order
-    and dropout masks), with ``hparams[name][k]`` for each ``name``: a field of ``model``
-    (``dropout_rate``) or a hyper-parameter of the optimizer's state (``learning_rate``,
-    ``weight_decay``, ``momentum`` of ``make_optimizer``; any ``optax.inject_hyperparams``).
-    Callbacks act per model; a model that stops early, or whose loss becomes non-finite
-    (its last record shows it), keeps its state while the others go on.  Every record's
-    ``epoch_seconds`` is the time of the whole K-model epoch.  Returns one result per model.
-    """
-    hparams = dict(hparams or {})
-    if not seeds:
-        raise ValueError("fit_many needs at least one seed")
-    for name, values in hparams.items():
-        if len(values) != len(seeds):
-            raise ValueError(f"hparams[{name!r}] has {len(values)} values for {len(seeds)} seeds")
-    return _fit(model, train, val, list(seeds), hparams, True, optimizer=optimizer, epochs=epochs,
-                batch_size=batch_size, loss_fn=loss_fn, augment=augment, eval_batch_size=eval_batch_size,
-                mesh=mesh, callbacks=callbacks, checkpoint_dir=checkpoint_dir, progress=progress,
-                desc=desc)
-
-
-def _fit(model: nn.Module, train: Arrays | BatchStream, val: Arrays | None, seeds: list[int],
-         hparams: dict[str, Sequence[float]], stacked: bool, *, optimizer: optax.GradientTransformation,
-         epochs: int, batch_size: int, loss_fn: LossFn, augment: Augment | None,
-         eval_batch_size: int | None, mesh: Mesh | None, callbacks: Sequence[Callback],
-         checkpoint_dir: str | Path | None, progress: bool, desc: str) -> list[FitResult]:
-    if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
-    mesh = parallel.data_mesh() if mesh is None else mesh
-    eval_batch_size = eval_batch_size or max(batch_size, 256 // mesh.size * mesh.size)
-    parallel.check_batch_size(batch_size, mesh)
+    opts = FitOptions(**options)
+    hparams = _checked_hparams(seeds, hparams)
+    mesh = parallel.data_mesh() if opts.mesh is None else opts.mesh
+    parallel.check_batch_size(opts.batch_size, mesh)
+    eval_batch_size = opts.eval_batch_size or max(opts.batch_size, 256 // mesh.size * mesh.size)
     parallel.check_batch_size(eval_batch_size, mesh)
-    k = len(seeds)
-
-    sample = to_float(jnp.asarray(train["image"][:1] if isinstance(train, dict)
-                                  else next(iter(train(0)))["image"][:1]))
-    states, epoch_rngs = [], []
-    for i, seed in enumerate(seeds):
-        init_rng, epoch_rng = jax.random.split(jax.random.key(seed))
-        state = create_state(model, optimizer, sample, init_rng)
-        states.append(members.with_hparams(state, {name: v[i] for name, v in hparams.items()}))
-        epoch_rngs.append(epoch_rng)
-    state = parallel.put_replicated(members.stack(states) if stacked else states[0], mesh)
-    epoch_rng = jnp.stack(epoch_rngs) if stacked else epoch_rngs[0]
-    histories: list[History] = [[] for _ in seeds]
-    active = [True] * k
-    ckpt = Checkpointer(checkpoint_dir) if checkpoint_dir is not None else None
-    if ckpt is not None and (restored := ckpt.restore_latest(state)) is not None:
-        state, meta = restored
-        histories, active = meta["histories"], meta["active"]
-
-    done = max(len(h) for h in histories)
-    if done >= epochs or not any(active):
-        return [FitResult(members.member(state, i, stacked), histories[i], 0.0) for i in range(k)]
-    if isinstance(train, dict):
-        run_epoch = _DeviceEpochs(train, functools.partial(
-            train_epoch, loss_fn=loss_fn, batch_size=batch_size, sharding=parallel.batch_sharded(mesh),
-            augment=augment), mesh, stacked)
-    else:
-        run_epoch = _StreamedEpochs(train, functools.partial(train_step, loss_fn=loss_fn, augment=augment),
-                                    mesh, stacked)
-    start = time.perf_counter()
-    run_epoch.compile(state, epoch_rng, jnp.asarray(active))
-    if val is not None:
-        val_data = parallel.put_replicated(pad_to_batches(val, eval_batch_size), mesh)
-        eval_fn = functools.partial(evaluate, loss_fn=loss_fn, batch_size=eval_batch_size,
-                                    sharding=parallel.batch_sharded(mesh))
-        eval_fn = aot_compile(jax.vmap(eval_fn, in_axes=(0, None)) if stacked else eval_fn, state, val_data)
-    compile_seconds = time.perf_counter() - start
-
-    bar = tqdm(range(done, epochs), desc=desc if k == 1 else f"{desc} ({k} models)", disable=not progress,
-               unit="epoch", initial=done, total=epochs)
+    epochs = training_epochs(train, loss_fn=opts.loss_fn, batch_size=opts.batch_size, augment=opts.augment, mesh=mesh)
+    evaluator = None if val is None else Evaluator(val, loss_fn=opts.loss_fn, batch_size=eval_batch_size, mesh=mesh)
+    models = _init_models(model, sample_input(epochs), opts.optimizer, seeds, hparams, mesh)
+    ckpt = Checkpointer(opts.checkpoint_dir) if opts.checkpoint_dir is not None else None
     try:
-        for epoch in bar:
-            if not any(active):
-                break
-            start = time.perf_counter()
-            state, metrics = run_epoch(state, members.fold_in(epoch_rng, epoch), jnp.asarray(active), epoch)
-            records = members.split_metrics(jax.device_get(metrics), k, "train_")
-            seconds = time.perf_counter() - start
-            if val is not None:
-                start = time.perf_counter()
-                val_records = members.split_metrics(jax.device_get(eval_fn(state, val_data)), k, "val_")
-                eval_seconds = time.perf_counter() - start
-            for i in (i for i in range(k) if active[i]):
-                record = {"epoch": epoch + 1, **records[i], "epoch_seconds": seconds, "models": k}
-                if val is not None:
-                    record.update({**val_records[i], "eval_seconds": eval_seconds})
-                member = members.member(state, i, stacked)
-                record["lr_scale"] = float(member.lr_scale)
-                histories[i].append(record)
-                if not math.isfinite(record["train_loss"]):
-                    if not stacked:
-                        raise NonFiniteLossError(
-                            f"{desc}: the training loss became {record['train_loss']} in epoch {epoch + 1}; "
-                            "lower the learning rate or check the inputs"
-                            + (f" (the last good epoch is checkpointed in {checkpoint_dir})" if ckpt else ""))
-                    active[i] = False
-                    continue
-                for callback in callbacks:
-                    updated, halt = callback(histories[i], member)
-                    if updated is not member:
-                        member = updated
-                        state = members.set_member(state, i, updated, stacked)
-                    active[i] = active[i] and not halt
-            bar.set_postfix(_progress(histories, epoch + 1))
-            state = parallel.put_replicated(state, mesh)
-            if ckpt is not None:
-                ckpt.save(epoch + 1, state, {"histories": histories, "active": active})
+        models = _resumed(models, ckpt)
+        if max(len(h) for h in models.histories) >= opts.epochs or not any(models.active):
+            return models.results(0.0)
+        compile_seconds = _compile(epochs, evaluator, models)
+        _train_epochs(models, epochs, evaluator, ckpt, opts, mesh)
     finally:
-        bar.close()
         if ckpt is not None:
             ckpt.close()
-    return [FitResult(members.member(state, i, stacked), histories[i], compile_seconds) for i in range(k)]
+    return models.results(compile_seconds)
 
 
-def evaluate_arrays(state: TrainState, data: Arrays, *, loss_fn: LossFn = classification,
-                    batch_size: int = 256, mesh: Mesh | None = None) -> dict[str, float]:
-    """Exact mean metrics (``loss``, ``accuracy`` ...) of one trained model on ``data``, e.g. a
-    test split kept apart from the validation set ``fit`` watched."""
-    mesh = parallel.data_mesh() if mesh is None else mesh
-    batch_size = -(-batch_size // mesh.size) * mesh.size
-    padded = parallel.put_replicated(pad_to_batches(data, batch_size), mesh)
-    fn = jax.jit(functools.partial(evaluate, loss_fn=loss_fn, batch_size=batch_size,
-                                   sharding=parallel.batch_sharded(mesh)))
-    return {k: float(v) for k, v in jax.device_get(fn(parallel.put_replicated(state, mesh), padded)).items()}
+def _checked_hparams(seeds: Sequence[int], hparams: Mapping[str, Sequence[float]] | None) -> dict:
+    if not seeds:
+        raise UsageError("fit_many needs at least one seed")
+    hparams = dict(hparams or {})
+    for name, values in hparams.items():
+        if len(values) != len(seeds):
+            raise UsageError(f"hparams[{name!r}] has {len(values)} values for {len(seeds)} seeds")
+    return hparams
 
 
-def predict(state: TrainState, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """One trained model's outputs (logits, predictions) on ``images`` in inference mode, as a
-    host array; ``batch_size`` images per compiled call (the last batch padded)."""
-    apply = jax.jit(lambda state, x: state.apply(state.variables(), to_float(x), train=False)[0])
-    padded = pad_to_batches({"image": np.asarray(images)}, batch_size)["image"]
-    out = [jax.device_get(apply(state, padded[i:i + batch_size])) for i in range(0, len(padded), batch_size)]
-    return np.concatenate(out)[: len(images)]
+def _init_models(model: nn.Module, sample: jax.Array, optimizer: optax.GradientTransformation,
+                 seeds: Sequence[int], hparams: Mapping[str, Sequence[float]], mesh: Mesh) -> _Models:
+    """K fresh models, model k initialised from ``seeds[k]`` with its ``hparams``, stacked and
+    replicated over ``mesh``."""
+    init = jax.jit(create_state, static_argnums=(0, 1))  # one program for the K (the eager values, bit for bit)
+    states, rngs = [], []
+    for i, seed in enumerate(seeds):
+        init_rng, epoch_rng = jax.random.split(jax.random.key(seed))
+        state = init(model, optimizer, sample, init_rng)
+        states.append(members.with_hparams(state, {name: v[i] for name, v in hparams.items()}))
+        rngs.append(epoch_rng)
+    return _Models(parallel.put_replicated(members.stack(states), mesh), jnp.stack(rngs),
+                   [[] for _ in seeds], [True] * len(seeds))
 
 
-def _progress(histories: list[History], epoch: int) -> dict[str, str]:
+def _resumed(models: _Models, ckpt: Checkpointer | None) -> _Models:
+    """``models`` as the newest checkpoint left them, if there is one."""
+    restored = ckpt.restore_latest(models.state) if ckpt is not None else None
+    if restored is None:
+        return models
+    state, meta = restored
+    return dataclasses.replace(models, state=state, histories=meta["histories"], active=meta["active"])
+
+
+def _compile(epochs: DeviceEpochs | StreamedEpochs, evaluator: Evaluator | None, models: _Models) -> float:
+    """Compile the epoch and evaluation functions ahead of time; the seconds it took."""
+    start = time.perf_counter()
+    epochs.compile(models.state, models.rngs, jnp.asarray(models.active))
+    if evaluator is not None:
+        evaluator.compile(models.state)
+    return time.perf_counter() - start
+
+
+def _train_epochs(models: _Models, epochs: DeviceEpochs | StreamedEpochs, evaluator: Evaluator | None,
+                  ckpt: Checkpointer | None, opts: FitOptions, mesh: Mesh) -> None:
+    """Where training happens: per epoch, train every active model, evaluate, record, call
+    back, report and checkpoint, until ``opts.epochs`` or no model is left active."""
+    k, done = len(models.histories), max(len(h) for h in models.histories)
+    bar = tqdm(range(done, opts.epochs), desc=opts.desc if k == 1 else f"{opts.desc} ({k} models)",
+               disable=not opts.progress, unit="epoch", initial=done, total=opts.epochs)
+    with bar:
+        for epoch in bar:
+            if not any(models.active):
+                break
+            start = time.perf_counter()
+            models.state, metrics = epochs(models.state, members.fold_in(models.rngs, epoch),
+                                           jnp.asarray(models.active), epoch)
+            train = members.split_metrics(jax.device_get(metrics), "train_")
+            seconds = time.perf_counter() - start
+            start = time.perf_counter()
+            val = evaluator(models.state) if evaluator is not None else [{}] * k
+            shared = {"epoch_seconds": seconds, "models": k,
+                      **({"eval_seconds": time.perf_counter() - start} if evaluator is not None else {})}
+            rates = members.learning_rates(models.state)
+            records = {i: {"epoch": epoch + 1, **train[i], **val[i], **shared, **rates[i]}
+                       for i in range(k) if models.active[i]}
+            for i, record in records.items():
+                _end_of_epoch(models, i, record, opts.callbacks)
+            bar.set_postfix(_progress(records.values()))
+            if opts.on_epoch is not None:
+                opts.on_epoch(epoch + 1, records)
+            models.state = parallel.put_replicated(models.state, mesh)
+            if ckpt is not None:
+                ckpt.save(epoch + 1, models.state, {"histories": models.histories, "active": models.active})
+
+
+def _end_of_epoch(models: _Models, i: int, record: Record, callbacks: Sequence[Callback]) -> None:
+    """Append model ``i``'s record; a non-finite loss stops the model, and each callback may
+    change its state (a learning-rate scale) or stop it."""
+    models.histories[i].append(record)
+    if not math.isfinite(record["train_loss"]):
+        models.active[i] = False
+        return
+    member = members.member(models.state, i) if callbacks else None
+    for callback in callbacks:
+        updated, halt = callback(models.histories[i], member)
+        if updated is not member:
+            member = updated
+            models.state = members.set_member(models.state, i, updated)
+        models.active[i] = models.active[i] and not halt
+
+
+def _progress(records: Sequence[Record]) -> dict[str, str]:
     """The progress bar's numbers: this epoch's losses and accuracies, averaged over models."""
-    records = [h[-1] for h in histories if h and h[-1]["epoch"] == epoch]
+    records = list(records)
     keys = [key for key in records[0] if key.endswith(("loss", "accuracy"))] if records else []
     return {key: f"{np.mean([r[key] for r in records]):.4g}" for key in keys}

@@ -1,7 +1,8 @@
 """K models as one: train states stacked on a leading axis, for ``jax.vmap``.
 
-``fit_many`` stacks the states of K models (one per seed or hyper-parameter setting) and
-runs their epochs as one vmapped, compiled function; these are its pieces.
+``fit_many`` (and ``fit``, its K = 1 case) stacks the states of K models (one per seed or
+hyper-parameter setting) and runs their epochs as one vmapped, compiled function; these are
+its pieces.
 """
 
 from __future__ import annotations
@@ -13,27 +14,33 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxcv.errors import UsageError
 from jaxcv.train.state import TrainState
 
 
+# Compiled whole: run eagerly, each leaf's operation would be compiled on its own.
+
+@jax.jit
 def stack(states: list[TrainState]) -> TrainState:
     """K states as one, every leaf with a leading axis of K."""
     return jax.tree.map(lambda *leaves: jnp.stack(leaves), *states)
 
 
-def member(state: TrainState, i: int, stacked: bool = True) -> TrainState:
-    """Model ``i`` of a stacked state (the state itself when not stacked)."""
-    return jax.tree.map(lambda a: a[i], state) if stacked else state
+@jax.jit
+def member(state: TrainState, i: int | jax.Array) -> TrainState:
+    """Model ``i`` of a stacked state."""
+    return jax.tree.map(lambda a: a[i], state)
 
 
-def set_member(state: TrainState, i: int, new: TrainState, stacked: bool = True) -> TrainState:
-    """``state`` with model ``i`` replaced by ``new`` (``new`` itself when not stacked)."""
-    return jax.tree.map(lambda a, b: a.at[i].set(b), state, new) if stacked else new
+@jax.jit
+def set_member(state: TrainState, i: int | jax.Array, new: TrainState) -> TrainState:
+    """``state`` with model ``i`` replaced by ``new``."""
+    return jax.tree.map(lambda a, b: a.at[i].set(b), state, new)
 
 
-def fold_in(rng: jax.Array, data: int) -> jax.Array:
-    """``jax.random.fold_in`` of one key, or of each of a stack of keys."""
-    return jax.random.fold_in(rng, data) if rng.ndim == 0 else jax.vmap(jax.random.fold_in, (0, None))(rng, data)
+def fold_in(rngs: jax.Array, data: int) -> jax.Array:
+    """``jax.random.fold_in`` of each of a stack of keys."""
+    return jax.vmap(jax.random.fold_in, (0, None))(rngs, data)
 
 
 def with_hparams(state: TrainState, values: Mapping[str, float]) -> TrainState:
@@ -50,21 +57,17 @@ def with_hparams(state: TrainState, values: Mapping[str, float]) -> TrainState:
             opt_values[name] = jnp.asarray(value, opt_hparams[name].dtype)
         else:
             known = sorted(fields | set(opt_hparams))
-            raise ValueError(f"{name!r} is neither a field of {type(state.model).__name__} nor a "
+            raise UsageError(f"{name!r} is neither a field of {type(state.model).__name__} nor a "
                              f"hyper-parameter of the optimizer; choose from {', '.join(known)}")
     if opt_values:
         state = state.replace(opt_state=state.opt_state._replace(hyperparams={**opt_hparams, **opt_values}))
     return state.replace(hparams=model_values)
 
 
-def over_members(fn: Callable[..., tuple[TrainState, Any]], stacked: bool) -> Callable[..., tuple[TrainState, Any]]:
-    """``fn(state, data, rng) -> (state, metrics)`` as ``(state, data, rng, active) -> ...``.
-
-    Stacked: vmapped over the states and keys (``data`` shared), and a model whose
-    ``active`` flag is off keeps its state.  Not stacked: ``fn`` itself, ``active`` unused.
-    """
-    if not stacked:
-        return lambda state, data, rng, active: fn(state, data, rng)
+def over_members(fn: Callable[..., tuple[TrainState, Any]]) -> Callable[..., tuple[TrainState, Any]]:
+    """``fn(state, data, rng) -> (state, metrics)`` as ``(states, data, rngs, active) -> ...``:
+    vmapped over the stacked states and keys (``data`` shared); a model whose ``active`` flag
+    is off keeps its state."""
 
     def many(state, data, rng, active):
         new, metrics = jax.vmap(fn, in_axes=(0, None, 0))(state, data, rng)
@@ -74,7 +77,18 @@ def over_members(fn: Callable[..., tuple[TrainState, Any]], stacked: bool) -> Ca
     return many
 
 
-def split_metrics(metrics: Mapping[str, Any], k: int, prefix: str) -> list[dict[str, float]]:
-    """Host metrics of K models (arrays of K, or scalars when K is 1) as K prefixed records."""
-    flat = {name: np.asarray(v).reshape(k) for name, v in metrics.items()}
+def split_metrics(metrics: Mapping[str, Any], prefix: str) -> list[dict[str, float]]:
+    """Host metrics of K models (arrays of K) as K prefixed records."""
+    flat = {name: np.asarray(v) for name, v in metrics.items()}
+    k = len(next(iter(flat.values())))
     return [{prefix + name: float(v[i]) for name, v in flat.items()} for i in range(k)]
+
+
+def learning_rates(state: TrainState) -> list[dict[str, float]]:
+    """Each model's ``lr_scale`` and, where its optimizer exposes it (``make_optimizer``'s do,
+    unless scheduled), the learning rate in effect: the optimizer's times ``lr_scale``."""
+    scales = np.asarray(state.lr_scale)
+    base = getattr(state.opt_state, "hyperparams", {}).get("learning_rate")
+    base = None if base is None else np.asarray(base)
+    return [{"lr_scale": float(s), **({} if base is None else {"learning_rate": float(base[i] * s)})}
+            for i, s in enumerate(scales)]

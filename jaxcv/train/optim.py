@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import optax
 
+from jaxcv.errors import UsageError
+
 SCHEDULES = ("constant", "cosine", "exponential")
 
 
@@ -33,12 +35,12 @@ def make_schedule(name: str, learning_rate: float, total_steps: int,
     if name == "constant":
         return learning_rate
     if total_steps <= 0:
-        raise ValueError(f"schedule {name!r} needs total_steps > 0, got {total_steps}")
+        raise UsageError(f"schedule {name!r} needs total_steps > 0, got {total_steps}")
     if name == "cosine":
         return optax.cosine_decay_schedule(learning_rate, total_steps)
     if name == "exponential":
         return optax.exponential_decay(learning_rate, total_steps, decay_rate)
-    raise ValueError(f"unknown schedule {name!r}; choose from {', '.join(SCHEDULES)}")
+    raise UsageError(f"unknown schedule {name!r}; choose from {', '.join(SCHEDULES)}")
 
 
 def make_optimizer(name: str, learning_rate: optax.ScalarOrSchedule, *, momentum: float = 0.0,
@@ -52,11 +54,11 @@ def make_optimizer(name: str, learning_rate: optax.ScalarOrSchedule, *, momentum
     arrays, which ``fit_many`` sets per model.
     """
     if name not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}")
+        raise UsageError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}")
     if weight_decay < 0:
-        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+        raise UsageError(f"weight_decay must be >= 0, got {weight_decay}")
     if nesterov and not momentum:
-        raise ValueError("nesterov needs momentum > 0")
+        raise UsageError("nesterov needs momentum > 0")
     uses_momentum = bool(momentum) and name in ("sgd", "rmsprop")
 
     def build(learning_rate, weight_decay, momentum):

@@ -13,6 +13,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from jaxcv.errors import UsageError
+
 DATA_AXIS = "data"
 
 
@@ -42,7 +44,7 @@ def batch_sharded(mesh: Mesh) -> NamedSharding:
 def check_batch_size(batch_size: int, mesh: Mesh) -> None:
     """A batch must split evenly over the devices."""
     if batch_size <= 0 or batch_size % mesh.size:
-        raise ValueError(f"batch size {batch_size} must be a positive multiple of the "
+        raise UsageError(f"batch size {batch_size} must be a positive multiple of the "
                          f"{mesh.size} device(s) it is split over")
 
 

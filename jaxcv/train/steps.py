@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import NamedSharding
 
+from jaxcv.errors import UsageError
 from jaxcv.train.losses import Batch, LossFn, to_float
 from jaxcv.train.state import TrainState
 
@@ -79,7 +80,7 @@ def train_epoch(state: TrainState, data: Batch, rng: jax.Array, loss_fn: LossFn,
     n = jax.tree.leaves(data)[0].shape[0]
     steps = n // batch_size
     if steps == 0:
-        raise ValueError(f"{n} training examples make no batch of {batch_size}")
+        raise UsageError(f"{n} training examples make no batch of {batch_size}; lower the batch size")
     perm_rng, step_rng = jax.random.split(rng)
     order = jax.random.permutation(perm_rng, n)[: steps * batch_size]
     order, take = _batches(data, order, batch_size, sharding)

@@ -12,23 +12,22 @@ import matplotlib.ticker  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from jaxcv.train import FitResult, History  # noqa: E402
 from jaxcv.viz.figure import save_figure  # noqa: E402
 
-Records = Sequence[Mapping[str, float]]
 
-
-def metric_names(records: Records) -> list[str]:
+def metric_names(records: History) -> list[str]:
     """Metrics logged for both train and val (``loss``, ``accuracy`` ...), loss first."""
     keys = records[0].keys()
     names = [k[len("train_"):] for k in keys if k.startswith("train_") and f"val_{k[6:]}" in keys]
     return sorted(names, key=lambda n: n != "loss")
 
 
-def plot_runs(runs: Mapping[str, Sequence[Records]], path: str | Path, title: str = "") -> Path:
-    """One panel per metric; per variant, the mean over its runs (seeds) with a ± std band,
-    validation solid and training dashed."""
-    first = next(iter(runs.values()))[0]
-    names = metric_names(first)
+def plot_runs(runs: Mapping[str, Sequence[FitResult | History]], path: str | Path, title: str = "") -> Path:
+    """One panel per metric; per variant, the mean over its runs (seeds: results or their
+    histories) with a ± std band, validation solid and training dashed."""
+    runs = {variant: [r.history if isinstance(r, FitResult) else r for r in rs] for variant, rs in runs.items()}
+    names = metric_names(next(iter(runs.values()))[0])
     fig, axes = plt.subplots(1, len(names), figsize=(5.5 * len(names), 4), squeeze=False)
     for ax, name in zip(axes[0], names):
         for colour, (variant, seeds) in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"], runs.items()):
@@ -91,6 +90,6 @@ def plot_bars(groups: Mapping[str, Mapping[str, float]], path: str | Path, *, yl
     return save_figure(fig, path)
 
 
-def plot_history(records: Records, path: str | Path, title: str = "") -> Path:
+def plot_history(records: History, path: str | Path, title: str = "") -> Path:
     """Train and validation curves of a single run."""
     return plot_runs({"run": [records]}, path, title)

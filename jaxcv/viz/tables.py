@@ -24,7 +24,7 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> s
 
 
 def human_bytes(n: float) -> str:
-    """Bytes in B / kB / MB / GB of 1024 (the seed's "~ 36.125 kB")."""
+    """Bytes in B / kB / MB / GB of 1024 (the report's "~ 36.125 kB")."""
     for unit in ("B", "kB", "MB"):
         if n < 1024:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -33,7 +33,7 @@ def human_bytes(n: float) -> str:
 
 
 def param_table_markdown(rows: Sequence[ParamRow]) -> str:
-    """Seed 000's "Parameters Table": parameters and memory per layer, and the total."""
+    """Report 000's "Parameters Table": parameters and memory per layer, and the total."""
     total = ParamRow("**total**", sum(r.params for r in rows), sum(r.bytes for r in rows))
     return markdown_table(["layer", "parameters", "memory"],
                           [(r.layer, f"{r.params:,}", human_bytes(r.bytes)) for r in (*rows, total)])

@@ -1,0 +1,64 @@
+"""Exact evaluation (every example counted once, padding masked out) and inference of
+trained models."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import numpy as np
+from jax.sharding import Mesh
+
+from jaxcv.train import members, parallel
+from jaxcv.train.epochs import Arrays, aot_compile
+from jaxcv.train.losses import LossFn, classification, to_float
+from jaxcv.train.state import TrainState
+from jaxcv.train.steps import evaluate
+
+
+def pad_to_batches(data: Arrays, batch_size: int) -> Arrays:
+    """Pad every array to a whole number of batches and add a 0/1 ``mask`` of real examples."""
+    n = len(data["image"])
+    pad = -n % batch_size
+    out = {k: np.concatenate([v, np.zeros((pad, *v.shape[1:]), v.dtype)]) for k, v in data.items()}
+    out["mask"] = np.concatenate([np.ones(n, np.float32), np.zeros(pad, np.float32)])
+    return out
+
+
+class Evaluator:
+    """Validation metrics of K stacked models on a set held on the device, one compiled call."""
+
+    def __init__(self, data: Arrays, *, loss_fn: LossFn, batch_size: int, mesh: Mesh):
+        self.host_data, self.mesh = data, mesh
+        self.fn = jax.vmap(functools.partial(evaluate, loss_fn=loss_fn, batch_size=batch_size,
+                                             sharding=parallel.batch_sharded(mesh)), in_axes=(0, None))
+        self.batch_size, self.compiled = batch_size, None
+
+    def compile(self, state: TrainState) -> None:
+        self.data = parallel.put_replicated(pad_to_batches(self.host_data, self.batch_size), self.mesh)
+        self.compiled = aot_compile(self.fn, state, self.data)
+
+    def __call__(self, state: TrainState) -> list[dict[str, float]]:
+        """One record of ``val_``-prefixed metrics per model."""
+        return members.split_metrics(jax.device_get(self.compiled(state, self.data)), "val_")
+
+
+def evaluate_arrays(state: TrainState, data: Arrays, *, loss_fn: LossFn = classification,
+                    batch_size: int = 256, mesh: Mesh | None = None) -> dict[str, float]:
+    """Exact mean metrics (``loss``, ``accuracy`` ...) of one trained model on ``data``, e.g. a
+    test split kept apart from the validation set ``fit`` watched."""
+    mesh = parallel.data_mesh() if mesh is None else mesh
+    batch_size = -(-batch_size // mesh.size) * mesh.size
+    padded = parallel.put_replicated(pad_to_batches(data, batch_size), mesh)
+    fn = jax.jit(functools.partial(evaluate, loss_fn=loss_fn, batch_size=batch_size,
+                                   sharding=parallel.batch_sharded(mesh)))
+    return {k: float(v) for k, v in jax.device_get(fn(parallel.put_replicated(state, mesh), padded)).items()}
+
+
+def predict(state: TrainState, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """One trained model's outputs (logits, predictions) on ``images`` in inference mode, as a
+    host array; ``batch_size`` images per compiled call (the last batch padded)."""
+    apply = jax.jit(lambda state, x: state.apply(state.variables(), to_float(x), train=False)[0])
+    padded = pad_to_batches({"image": np.asarray(images)}, batch_size)["image"]
+    out = [jax.device_get(apply(state, padded[i:i + batch_size])) for i in range(0, len(padded), batch_size)]
+    return np.concatenate(out)[: len(images)]
