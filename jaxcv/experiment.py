@@ -1,17 +1,21 @@
 """What every study script shares: its command line, its run folder, its runs and outputs.
 
-A study writes ``<out>/config.json`` (the options that define its runs),
-``<out>/history.json`` (per variant and seed, a list of per-epoch records),
+A study writes ``<out>/config.json`` (the options that define its runs, kept as well in
+``<out>/checkpoints/identity.json`` once it trains), ``<out>/history.json`` (per variant and
+seed, a list of per-epoch records; see ``jaxcv.files`` for NaN),
 ``<out>/tensorboard/<variant>/seed<k>/`` (TensorBoard event files, written as the runs
 train), PNG figures and ``<out>/summary.md``.  A variant's seeds train together, vmapped in
 one compiled function (``fit_many``), unless ``--sequential-seeds``; every run is
-checkpointed under ``<out>/checkpoints``: rerunning an interrupted command resumes it.
+checkpointed under ``<out>/checkpoints``: rerunning an interrupted command resumes it.  One
+process at a time may use a run folder (``<out>/.lock``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import fcntl
+import math
+import os
 import re
 import sys
 import textwrap
@@ -23,8 +27,9 @@ import jax
 
 from jaxcv import data as jdata
 from jaxcv.errors import UsageError
-from jaxcv.train import (OPTIMIZERS, Arrays, BatchStream, FitResult, History, TensorBoardLog, fit_many,
-                         host_batches, maybe_initialize_distributed)
+from jaxcv.files import read_json, write_json, write_text
+from jaxcv.train import (OPTIMIZERS, Arrays, BatchStream, FitResult, History, NonFiniteLossError, TensorBoardLog,
+                         fit_many, host_batches, maybe_initialize_distributed)
 
 
 def positive_int(text: str) -> int:
@@ -39,13 +44,13 @@ def positive_int(text: str) -> int:
 
 
 def positive_float(text: str) -> float:
-    """argparse type: a float > 0."""
+    """argparse type: a finite float > 0."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {value}")
     return value
 
 
@@ -118,33 +123,44 @@ def parser(study: str, description: str, *, dataset: str, epochs: int, batch_siz
 
 class Study:
     """A study's run folder: the options that define it, its runs (trained, checkpointed,
-    logged) and the files it writes.  ``argv`` defaults to the command line."""
+    logged) and the files it writes.  ``argv`` defaults to the command line.
+
+    The folder is this process's alone while it lives (a second one is refused).  A run
+    whose training loss becomes non-finite fails: it is named on stderr as it stops, at the
+    top of the summary, and ``write_summary`` raises ``NonFiniteLossError`` after writing.
+    """
 
     def __init__(self, name: str, parser: StudyParser, argv: Sequence[str] | None = None):
         self.name, self.args = name, parser.parse_args(argv)
         slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.args.dataset)
         self.out = Path(self.args.out or Path("runs") / name / slug)
         self.config = {"study": name, **parser.identity(self.args)}
-        self.out.mkdir(parents=True, exist_ok=True)
+        _hold(self.out)
         self._check_resumable({k: parser.get_default(k) for k in self.config})
-        self._write_json("config.json", self.config)
+        write_json(self.out / "config.json", self.config)
         self.histories: dict[str, dict[str, History]] = {}
+        self.failures: dict[str, str] = {}
+        """``{"variant/seed<k>": what happened}`` for every run whose loss became non-finite."""
+
+    @property
+    def identity_path(self) -> Path:
+        """The options that define the runs, kept with their checkpoints."""
+        return self.out / "checkpoints" / "identity.json"
 
     def _check_resumable(self, defaults: Mapping[str, Any]) -> None:
-        """Refuse a folder holding checkpoints of runs defined by other options (an option its
-        config.json does not name, one added since, counts as at its default)."""
-        path = self.out / "config.json"
-        if not (self.out / "checkpoints").exists() or not path.exists():
+        """Refuse a folder holding checkpoints of runs defined by other options, or whose
+        options are not recorded (an option the record does not name, one added since, counts
+        as at its default; folders from before ``identity.json`` have only config.json)."""
+        if not (self.out / "checkpoints").exists():
             return
-        old = json.loads(path.read_text())
+        record = next((p for p in (self.identity_path, self.out / "config.json") if p.exists()), None)
+        if record is None:
+            raise UsageError(f"{self.out} holds checkpoints but no config.json saying how they were trained; "
+                             "pass another --out or delete that folder")
+        old = read_json(record)
         if changed := sorted(k for k in self.config if old.get(k, defaults[k]) != self.config[k]):
             raise UsageError(f"{self.out} holds checkpoints of a run with other settings "
                              f"({', '.join(changed)}); pass another --out or delete that folder")
-
-    def _write_json(self, name: str, obj: Any) -> Path:
-        path = self.out / name
-        path.write_text(json.dumps(obj, indent=1))
-        return path
 
     def load_data(self, dataset: str | None = None) -> tuple[Arrays, Arrays, int]:
         """The train split, test split and class count of ``dataset`` (default: ``--dataset``),
@@ -185,8 +201,16 @@ class Study:
         for i, variant in enumerate(variants):
             out[variant] = results[i * len(seeds):(i + 1) * len(seeds)]
             self.histories[variant] = {str(seed): r.history for seed, r in zip(seeds, out[variant])}
-        self._write_json("history.json", self.histories)
+            for seed, result in zip(seeds, out[variant]):
+                self._check_failed(f"{variant}/seed{seed}", result)
+        write_json(self.out / "history.json", self.histories)
         return out
+
+    def _check_failed(self, run: str, result: FitResult) -> None:
+        if result.failed and run not in self.failures:
+            last = result.history[-1]
+            self.failures[run] = f"{run}: the training loss became {last['train_loss']} in epoch {last['epoch']}"
+            print(f"failed: {self.failures[run]}", file=sys.stderr)
 
     def _fit(self, model: nn.Module, train: Arrays | BatchStream, val: Arrays | None, runs: list[tuple[str, dict, int]],
              checkpoint_name: str | None = None, **options: Any) -> list[FitResult]:
@@ -196,6 +220,8 @@ class Study:
         names = [f"{variant}/seed{seed}" for variant, _, seed in runs]
         desc = checkpoint_name or names[0]
         hparams = {k: [setting[k] for _, setting, _ in runs] for k in runs[0][1]}
+        self.identity_path.parent.mkdir(exist_ok=True)
+        write_json(self.identity_path, self.config)
         with TensorBoardLog(self.out / "tensorboard", names) as log:
             return fit_many(model, train, val, seeds=[seed for *_, seed in runs], hparams=hparams, desc=desc,
                             checkpoint_dir=self.out / "checkpoints" / desc, on_epoch=log, **options)
@@ -204,11 +230,46 @@ class Study:
         return self.out / f"{name}.png"
 
     def write_summary(self, text: str) -> Path:
-        """Write ``summary.md`` and say where the run folder is."""
-        path = self.out / "summary.md"
-        path.write_text(text.rstrip() + "\n")
+        """Write ``summary.md`` (failed runs named at its top) and say where the run folder
+        is; then, if a run failed, raise ``NonFiniteLossError`` naming them."""
+        failed = list(self.failures.values())
+        if failed:
+            text = ("**Failed:** the training loss of these runs became non-finite; their numbers are not "
+                    "results.\n\n" + "".join(f"- {f}\n" for f in failed) + "\n" + text)
+        path = write_text(self.out / "summary.md", text.rstrip() + "\n")
         print(f"wrote {self.out}")
+        if failed:
+            raise NonFiniteLossError(f"{len(failed)} run(s) failed ({'; '.join(failed)}); lower the learning "
+                                     f"rate or check the inputs (see {path})")
         return path
+
+
+_HELD: dict[Path, int] = {}
+"""The run folders this process holds, with their lock file's descriptor: held until it exits."""
+
+
+def _hold(folder: Path) -> None:
+    """Create ``folder`` and hold it for this process (an exclusive ``flock`` on
+    ``folder/.lock``, holding its pid), released by the OS when the process ends; a
+    ``UsageError`` if it cannot be created or another process holds it.  In a multi-process
+    run, process 0 holds it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if jax.process_index() != 0 or folder.resolve() in _HELD:
+            return
+        fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise UsageError(f"cannot use {folder} as the run folder ({e.strerror}); pass another --out") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise UsageError(f"{folder} is in use by process {holder} (it holds {folder / '.lock'}); wait for it "
+                         "to end or pass another --out") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    _HELD[folder.resolve()] = fd
 
 
 def _first(data: Arrays, n: int | None) -> Arrays:

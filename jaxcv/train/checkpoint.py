@@ -1,41 +1,122 @@
-"""Orbax checkpoints of the train state and the history, one per epoch, for resuming."""
+"""Orbax checkpoints of the train state and a JSON ``meta`` (the histories), one per epoch,
+each verified before it is restored, for resuming and for looking at a chosen epoch."""
 
 from __future__ import annotations
 
+import hashlib
+import sys
 from pathlib import Path
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+from orbax.checkpoint.checkpoint_managers import AnyPreservationPolicy, CustomSteps, LatestN
 
+from jaxcv.errors import UsageError
+from jaxcv.files import from_json, read_json, to_json, write_json
 from jaxcv.train.state import TrainState
+
+DIGESTS = "jaxcv_digests.json"
+"""In each epoch's folder: the size and SHA-256 of every file orbax wrote there."""
 
 
 class Checkpointer:
-    """Keeps the last ``keep`` epochs of ``(state, meta)`` under ``directory``; ``meta`` is
-    JSON (the histories).
+    """Keeps the first epoch and the last ``keep`` epochs of ``(state, meta)`` under
+    ``directory``, one folder per epoch; ``meta`` is JSON (``jaxcv.files.to_json``).
+
+    Each epoch's folder holds the size and SHA-256 of every file in it, written after them:
+    an epoch restores only if they all match, so a truncated, zeroed or overwritten file, a
+    missing part, or a save cut short by a kill or a power loss is found before orbax reads
+    it.  ``restore_latest`` then falls back to the previous epoch, saying so in one line, and
+    moves the damaged folder to ``<directory>.damaged/`` for the user to inspect.
 
     Saves synchronously: the next epoch donates the state's buffers, so they must be
     written before it starts.
     """
 
     def __init__(self, directory: str | Path, keep: int = 2):
-        options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=False)
-        self._manager = ocp.CheckpointManager(Path(directory).absolute(), options=options)
+        self.directory = Path(directory).absolute()
+        policy = AnyPreservationPolicy([CustomSteps([1]), LatestN(keep)])
+        options = ocp.CheckpointManagerOptions(preservation_policy=policy, enable_async_checkpointing=False)
+        self._manager = ocp.CheckpointManager(self.directory, options=options)
 
     def save(self, epoch: int, state: TrainState, meta: Any) -> None:
         self._manager.save(epoch, args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
+            state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(to_json(meta))))
+        folder = self._folder(epoch)
+        write_json(folder / DIGESTS, _digests(folder))
+
+    def epochs(self) -> list[int]:
+        """The epochs saved, oldest first (damaged ones included until a restore finds them)."""
+        return sorted(self._manager.all_steps())
+
+    def restore(self, epoch: int, like: TrainState) -> tuple[TrainState, Any]:
+        """Epoch ``epoch``'s ``(state, meta)``, placed like ``like``; a ``UsageError`` if it is
+        not there or is damaged."""
+        if epoch not in self.epochs():
+            raise UsageError(f"{self.directory} has no checkpoint of epoch {epoch} (it has {self.epochs()})")
+        if damage := self._damage(epoch):
+            raise UsageError(f"checkpoint {self._folder(epoch)} is damaged: {damage}")
+        return self._restore(epoch, like)
 
     def restore_latest(self, like: TrainState) -> tuple[TrainState, Any] | None:
-        """The newest ``(state, meta)``, placed like ``like``; ``None`` if there is none."""
-        epoch = self._manager.latest_step()
-        if epoch is None:
-            return None
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
-        restored = self._manager.restore(epoch, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
-        return restored.state, restored.meta
+        """The newest intact ``(state, meta)``, placed like ``like``; ``None`` if there is none.
+        Each newer damaged epoch is named on stderr and moved aside."""
+        for epoch in reversed(self.epochs()):
+            if not (damage := self._damage(epoch)):
+                return self._restore(epoch, like)
+            aside = self._set_aside(epoch)
+            print(f"checkpoint of epoch {epoch} skipped: {damage}; moved to {aside}", file=sys.stderr)
+        return None
 
     def close(self) -> None:
         self._manager.close()
+
+    def _folder(self, epoch: int) -> Path:
+        return self.directory / str(epoch)
+
+    def _damage(self, epoch: int) -> str | None:
+        """What is wrong with epoch ``epoch``'s files, or ``None`` if they are as saved."""
+        folder = self._folder(epoch)
+        if not (folder / DIGESTS).is_file():
+            return f"{DIGESTS} is missing (saved by an older jaxcv, or the save was cut short)"
+        try:
+            expected = read_json(folder / DIGESTS)
+        except UsageError:
+            return f"{DIGESTS} is damaged"
+        found = _digests(folder)
+        if not isinstance(expected, dict):
+            return f"{DIGESTS} is damaged"
+        for name, digest in expected.items():
+            if name not in found:
+                return f"{name} is missing"
+            if found[name] != digest:
+                return f"{name} differs from what was saved"
+        return None
+
+    def _restore(self, epoch: int, like: TrainState) -> tuple[TrainState, Any]:
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
+        restored = self._manager.restore(epoch, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
+        return restored.state, from_json(restored.meta)
+
+    def _set_aside(self, epoch: int) -> Path:
+        """Move epoch ``epoch``'s folder out of the manager's sight, into ``<directory>.damaged``."""
+        shelf = self.directory.with_name(self.directory.name + ".damaged")
+        shelf.mkdir(exist_ok=True)
+        aside = shelf / str(epoch)
+        n = 1
+        while aside.exists():
+            aside, n = shelf / f"{epoch}.{n}", n + 1
+        self._folder(epoch).rename(aside)
+        self._manager.reload()
+        return aside
+
+
+def _digests(folder: Path) -> dict[str, list]:
+    """``{relative path: [size, sha256]}`` of every file under ``folder`` but the digests."""
+    out = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != DIGESTS):
+        with path.open("rb") as f:
+            out[str(path.relative_to(folder))] = [path.stat().st_size, hashlib.file_digest(f, "sha256").hexdigest()]
+    return out

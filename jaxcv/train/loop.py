@@ -71,7 +71,13 @@ class FitResult:
     state: TrainState
     history: History
     compile_seconds: float
-    """Seconds spent compiling the epoch (or step) and evaluation functions, not in any epoch."""
+    """Seconds spent compiling the epoch (or step) and evaluation functions, not in any epoch
+    (when it last trained: a rerun of a finished run reports its checkpoint's; NaN if unknown)."""
+
+    @property
+    def failed(self) -> bool:
+        """Its training loss became non-finite (it stopped training there)."""
+        return bool(self.history) and not math.isfinite(self.history[-1]["train_loss"])
 
 
 @dataclasses.dataclass
@@ -83,9 +89,11 @@ class _Models:
     rngs: jax.Array
     histories: list[History]
     active: list[bool]
+    compile_seconds: float = math.nan
 
-    def results(self, compile_seconds: float) -> list[FitResult]:
-        return [FitResult(members.member(self.state, i), h, compile_seconds) for i, h in enumerate(self.histories)]
+    def results(self) -> list[FitResult]:
+        return [FitResult(members.member(self.state, i), h, self.compile_seconds)
+                for i, h in enumerate(self.histories)]
 
 
 def fit(model: nn.Module, train: Arrays | BatchStream, val: Arrays | None, *, seed: int = 0,
@@ -96,7 +104,7 @@ def fit(model: nn.Module, train: Arrays | BatchStream, val: Arrays | None, *, se
     result, = fit_many(model, train, val, seeds=[seed], hparams={k: [v] for k, v in (hparams or {}).items()},
                        **options)
     last = result.history[-1]
-    if not math.isfinite(last["train_loss"]):
+    if result.failed:
         raise NonFiniteLossError(f"{options.get('desc', 'fit')}: the training loss became {last['train_loss']} in "
                                  f"epoch {last['epoch']}; lower the learning rate or check the inputs")
     return result
@@ -131,15 +139,14 @@ def fit_many(model: nn.Module, train: Arrays | BatchStream, val: Arrays | None, 
     models = _init_models(model, sample_input(epochs), opts.optimizer, seeds, hparams, mesh)
     ckpt = Checkpointer(opts.checkpoint_dir) if opts.checkpoint_dir is not None else None
     try:
-        models = _resumed(models, ckpt)
-        if max(len(h) for h in models.histories) >= opts.epochs or not any(models.active):
-            return models.results(0.0)
-        compile_seconds = _compile(epochs, evaluator, models)
-        _train_epochs(models, epochs, evaluator, ckpt, opts, mesh)
+        models = _resumed(models, ckpt, opts.epochs)
+        if max(len(h) for h in models.histories) < opts.epochs and any(models.active):
+            models.compile_seconds = _compile(epochs, evaluator, models)
+            _train_epochs(models, epochs, evaluator, ckpt, opts, mesh)
     finally:
         if ckpt is not None:
             ckpt.close()
-    return models.results(compile_seconds)
+    return models.results()
 
 
 def _checked_hparams(seeds: Sequence[int], hparams: Mapping[str, Sequence[float]] | None) -> dict:
@@ -167,13 +174,18 @@ def _init_models(model: nn.Module, sample: jax.Array, optimizer: optax.GradientT
                    [[] for _ in seeds], [True] * len(seeds))
 
 
-def _resumed(models: _Models, ckpt: Checkpointer | None) -> _Models:
-    """``models`` as the newest checkpoint left them, if there is one."""
+def _resumed(models: _Models, ckpt: Checkpointer | None, epochs: int) -> _Models:
+    """``models`` as the newest checkpoint left them, if there is one; refused if they trained
+    for more than ``epochs`` (their numbers are not those of ``epochs`` epochs)."""
     restored = ckpt.restore_latest(models.state) if ckpt is not None else None
     if restored is None:
         return models
     state, meta = restored
-    return dataclasses.replace(models, state=state, histories=meta["histories"], active=meta["active"])
+    if (done := max(len(h) for h in meta["histories"])) > epochs:
+        raise UsageError(f"{ckpt.directory} holds runs trained for {done} epochs, more than the {epochs} asked; "
+                         f"ask for at least {done} epochs or use another folder")
+    return dataclasses.replace(models, state=state, histories=meta["histories"], active=meta["active"],
+                               compile_seconds=meta.get("compile_seconds", math.nan))
 
 
 def _compile(epochs: DeviceEpochs | StreamedEpochs, evaluator: Evaluator | None, models: _Models) -> float:
@@ -215,7 +227,8 @@ def _train_epochs(models: _Models, epochs: DeviceEpochs | StreamedEpochs, evalua
                 opts.on_epoch(epoch + 1, records)
             models.state = parallel.put_replicated(models.state, mesh)
             if ckpt is not None:
-                ckpt.save(epoch + 1, models.state, {"histories": models.histories, "active": models.active})
+                ckpt.save(epoch + 1, models.state, {"histories": models.histories, "active": models.active,
+                                                    "compile_seconds": models.compile_seconds})
 
 
 def _end_of_epoch(models: _Models, i: int, record: Record, callbacks: Sequence[Callback]) -> None:

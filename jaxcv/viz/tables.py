@@ -48,12 +48,22 @@ def epoch_seconds(results: Sequence[FitResult]) -> float:
     return statistics.median(e["epoch_seconds"] / e.get("models", 1) for r in results for e in r.history)
 
 
+def failed_note(results: Sequence[FitResult]) -> str:
+    """``" (1 of 3 seeds failed)"`` when some of ``results`` diverged, else ``""``."""
+    failed = sum(r.failed for r in results)
+    return f" ({failed} of {len(results)} seeds failed)" if failed else ""
+
+
 def fit_row(results: Sequence[FitResult]) -> list[str]:
     """One variant's runs over seeds as the cells of ``FIT_COLUMNS``: final and best validation
-    accuracy and the final train − validation gap (mean ± std), ``epoch_seconds`` and the mean
-    compile time."""
-    final = [r.history[-1] for r in results]
-    return [mean_std([e["val_accuracy"] for e in final]),
-            mean_std([max(e["val_accuracy"] for e in r.history) for r in results]),
+    accuracy and the final train − validation gap (mean ± std over the seeds that did not
+    fail, the failed ones counted in the first cell), ``epoch_seconds`` and the mean compile
+    time."""
+    ok = [r for r in results if not r.failed]
+    if not ok:
+        return ["failed", *["—"] * (len(FIT_COLUMNS) - 1)]
+    final = [r.history[-1] for r in ok]
+    return [mean_std([e["val_accuracy"] for e in final]) + failed_note(results),
+            mean_std([max(e["val_accuracy"] for e in r.history) for r in ok]),
             mean_std([e["train_accuracy"] - e["val_accuracy"] for e in final]),
             f"{epoch_seconds(results):.2f}", f"{statistics.fmean(r.compile_seconds for r in results):.1f}"]
