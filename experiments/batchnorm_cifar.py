@@ -12,7 +12,7 @@ from typing import Sequence
 from jaxcv import experiment
 from jaxcv.models import get_model
 from jaxcv.train import make_optimizer
-from jaxcv.viz import epoch_seconds, failed_note, markdown_table, mean_std, plot_runs
+from jaxcv.viz import epoch_seconds, markdown_table, over_seeds, plot_runs
 
 STUDY = "batchnorm_cifar"
 VARIANTS = {"without_bn": False, "with_bn": True}
@@ -46,7 +46,7 @@ def run(argv: Sequence[str] | None = None) -> None:
         reached = [epochs_to(r.history, target) for r in ok[variant]]
         hit = [e for e in reached if e is not None]
         rows.append((
-            variant, mean_std(finals[variant]) + failed_note(rs) if variant in finals else "failed",
+            variant, over_seeds(rs, lambda r: r.history[-1]["val_accuracy"]),
             f"{statistics.fmean(hit):.1f} ({len(hit)}/{len(rs)} seeds)" if hit else "not reached",
             f"{epoch_seconds(rs):.2f}", f"{statistics.fmean(r.compile_seconds for r in rs):.1f}",
         ))
