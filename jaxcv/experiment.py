@@ -50,8 +50,22 @@ def positive_float(text: str) -> float:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
     if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {value}")
+        raise argparse.ArgumentTypeError(f"expected a finite positive number, got {value}")
     return value
+
+
+def dataset_name(text: str) -> str:
+    """argparse type: a non-empty dataset name."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a dataset name, got an empty one")
+    return text
+
+
+def folder(text: str) -> str:
+    """argparse type: a folder's path, which may not exist yet but is not a file."""
+    if Path(text).exists() and not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is not a folder")
+    return text
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -95,7 +109,7 @@ def parser(study: str, description: str, *, dataset: str, epochs: int, batch_siz
                     epilog=textwrap.fill(f"datasets: {datasets} (embedded ones are generated offline; any TFDS "
                                          "image classification dataset name also works). Rerun the same "
                                          "command to resume an interrupted run.", 90))
-    p.add_argument("--dataset", default=dataset, help="TFDS dataset name")
+    p.add_argument("--dataset", type=dataset_name, default=dataset, help="TFDS dataset name")
     p.add_argument("--batch-size", type=positive_int, default=batch_size, help="global batch size, split over all devices")
     p.add_argument("--seeds", type=positive_int, default=seeds, help="how many seeds per variant, 0..N-1")
     p.add_argument("--train-size", type=positive_int, default=None, help="use only the first N training examples")
@@ -113,7 +127,7 @@ def parser(study: str, description: str, *, dataset: str, epochs: int, batch_siz
     if examples is not None:
         p.add_control("--examples", type=positive_int, default=examples, help="test images in the figures")
     p.add_control("--epochs", type=positive_int, default=epochs, help="epochs per run")
-    p.add_control("--data-dir", default=None,
+    p.add_control("--data-dir", type=folder, default=None,
                   help="folder of prepared datasets or of a real dataset's original files (MNIST's four "
                        ".gz, the CIFAR python tarball), prepared there once (default: ~/tensorflow_datasets)")
     p.add_control("--out", type=Path, default=None, help=f"run folder (default: runs/{study}/<dataset>)")
@@ -289,9 +303,9 @@ def main(run: Callable[[], None]) -> None:
     """Run a study's ``run()`` from the command line: a ``UsageError`` (something the person
     running it can fix) becomes one line and exit code 2, an interrupt a hint to resume (exit
     130); any other exception is a bug and keeps its traceback."""
-    enable_compilation_cache()
-    maybe_initialize_distributed()
     try:
+        enable_compilation_cache()
+        maybe_initialize_distributed()
         run()
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)

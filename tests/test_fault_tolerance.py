@@ -150,11 +150,18 @@ def test_a_diverged_model_fails_the_study_on_the_default_path(run_study, tmp_pat
     assert history["mnist_cnn"]["0"][0]["train_loss"] == "NaN"
 
 
-@pytest.mark.parametrize("lr", ["inf", "nan", "1e400"])
-def test_a_non_finite_learning_rate_is_refused(lr, tmp_path, capsys):
+@pytest.mark.parametrize("args,message", [
+    (["--lr", "inf"], "expected a finite positive number"),
+    (["--lr", "nan"], "expected a finite positive number"),
+    (["--lr", "1e400"], "expected a finite positive number"),
+    (["--dataset", ""], "expected a dataset name"),
+    (["--data-dir", __file__], "is not a folder"),
+])
+def test_non_finite_rates_empty_names_and_file_folders_are_argparse_errors(args, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
-        study("mnist_baseline").run(["--lr", lr, "--out", str(tmp_path / "o")])
-    assert exit_.value.code == 2 and "expected a positive finite number" in capsys.readouterr().err
+        study("mnist_baseline").run([*args, "--out", str(tmp_path / "o")])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err.splitlines()[-1]
+    assert not (tmp_path / "o").exists()
 
 
 def test_reruns_cannot_mislabel_a_run(run_study, tmp_path):
