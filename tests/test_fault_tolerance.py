@@ -12,6 +12,7 @@ and failures"), each probed on a tiny run: ``mnist_baseline``'s model on 256 sha
 
 import json
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -109,6 +110,22 @@ def test_a_damaged_latest_epoch_is_named_set_aside_and_the_previous_one_restored
     assert ckpt.epochs() == [1, 2] and (tmp_path / "c.damaged" / "3").is_dir()
     ckpt.save(3, _tree(3), {"epoch": 3})  # the run goes on from there
     assert ckpt.restore_latest(_tree(0))[1] == {"epoch": 3}
+    ckpt.close()
+
+
+def test_a_ctrl_c_during_a_save_takes_effect_once_the_epoch_is_saved(tmp_path, monkeypatch, capsys):
+    ckpt = Checkpointer(tmp_path / "c")
+    save = ckpt._manager.save
+
+    def interrupted(*args, **kwargs):
+        signal.raise_signal(signal.SIGINT)
+        return save(*args, **kwargs)
+
+    monkeypatch.setattr(ckpt._manager, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        ckpt.save(1, _tree(1), {"epoch": 1})
+    assert ckpt.restore_latest(_tree(0))[1] == {"epoch": 1} and capsys.readouterr().err == ""
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     ckpt.close()
 
 

@@ -3,10 +3,13 @@ each verified before it is restored, for resuming and for looking at a chosen ep
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import jax
 import orbax.checkpoint as ocp
@@ -32,7 +35,8 @@ class Checkpointer:
     moves the damaged folder to ``<directory>.damaged/`` for the user to inspect.
 
     Saves synchronously: the next epoch donates the state's buffers, so they must be
-    written before it starts.
+    written before it starts.  A Ctrl-C during a save or a restore takes effect once it is
+    done (orbax's threads, cut short, would print tracebacks, and the epoch would be lost).
     """
 
     def __init__(self, directory: str | Path, keep: int = 2):
@@ -42,10 +46,11 @@ class Checkpointer:
         self._manager = ocp.CheckpointManager(self.directory, options=options)
 
     def save(self, epoch: int, state: TrainState, meta: Any) -> None:
-        self._manager.save(epoch, args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(to_json(meta))))
-        folder = self._folder(epoch)
-        write_json(folder / DIGESTS, _digests(folder))
+        with _interrupts_deferred():
+            self._manager.save(epoch, args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(to_json(meta))))
+            folder = self._folder(epoch)
+            write_json(folder / DIGESTS, _digests(folder))
 
     def epochs(self) -> list[int]:
         """The epochs saved, oldest first (damaged ones included until a restore finds them)."""
@@ -97,8 +102,9 @@ class Checkpointer:
 
     def _restore(self, epoch: int, like: TrainState) -> tuple[TrainState, Any]:
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
-        restored = self._manager.restore(epoch, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
+        with _interrupts_deferred():
+            restored = self._manager.restore(epoch, args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
         return restored.state, from_json(restored.meta)
 
     def _set_aside(self, epoch: int) -> Path:
@@ -112,6 +118,24 @@ class Checkpointer:
         self._folder(epoch).rename(aside)
         self._manager.reload()
         return aside
+
+
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Hold back a Ctrl-C (SIGINT) until the block ends, then raise ``KeyboardInterrupt``
+    (in the main thread; elsewhere Python delivers no signal)."""
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or previous is None:  # None: not Python's
+        yield
+        return
+    received = []
+    signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
 
 
 def _digests(folder: Path) -> dict[str, list[int]]:
