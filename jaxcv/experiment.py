@@ -192,13 +192,15 @@ class Study:
         return self.sweep(variant, model, train, val, {}, seeds=seeds, **fit_options)[variant]
 
     def sweep(self, name: str, model: nn.Module, train: Arrays, val: Arrays | None,
-              grid: Mapping[str, Sequence[float]], *, seeds: int | None = None,
+              grid: Mapping[str, Sequence[float]], *, seeds: int | None = None, may_diverge: bool = False,
               **fit_options: Any) -> dict[str, list[FitResult]]:
         """Train every setting of ``grid`` (``{"dropout_rate": [0.2, 0.5]}``: values of model
         fields or optimizer hyper-parameters, zipped) once per seed (``--seeds``, or
         ``seeds``), all as one ``fit_many`` call; record each setting as the variant
         ``name[dropout_rate=0.2]``.  An empty grid is the one variant ``name``.
-        ``fit_options`` go to ``fit_many`` and may override ``epochs`` and ``batch_size``."""
+        ``fit_options`` go to ``fit_many`` and may override ``epochs`` and ``batch_size``.
+        A run whose loss becomes non-finite fails the study, unless ``may_diverge`` (the study
+        handles it: a hyper-parameter search prunes it)."""
         settings = [dict(zip(grid, values)) for values in zip(*grid.values())] if grid else [{}]
         variants = [f"{name}[{', '.join(f'{k}={v:g}' for k, v in s.items())}]" if s else name for s in settings]
         seeds = list(range(self.args.seeds if seeds is None else seeds))
@@ -216,7 +218,8 @@ class Study:
             out[variant] = results[i * len(seeds):(i + 1) * len(seeds)]
             self.histories[variant] = {str(seed): r.history for seed, r in zip(seeds, out[variant])}
             for seed, result in zip(seeds, out[variant]):
-                self._check_failed(f"{variant}/seed{seed}", result)
+                if not may_diverge:
+                    self._check_failed(f"{variant}/seed{seed}", result)
         write_json(self.out / "history.json", self.histories)
         return out
 
