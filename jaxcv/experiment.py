@@ -1,8 +1,9 @@
 """What every study script shares: its command line, its run folder, its runs and outputs.
 
-A study writes ``<out>/config.json`` (the options that define its runs, kept as well in
-``<out>/checkpoints/identity.json`` once it trains), ``<out>/history.json`` (per variant and
-seed, a list of per-epoch records; see ``jaxcv.files`` for NaN),
+A study writes ``<out>/config.json`` (the options that define its runs, once it trains or
+summarises; kept as well in ``<out>/checkpoints/identity.json`` once it trains),
+``<out>/history.json`` (per variant and seed, a list of per-epoch records; see ``jaxcv.files``
+for NaN),
 ``<out>/tensorboard/<variant>/seed<k>/`` (TensorBoard event files, written as the runs
 train), PNG figures and ``<out>/summary.md``.  A variant's seeds train together, vmapped in
 one compiled function (``fit_many``), unless ``--sequential-seeds``; every run is
@@ -151,7 +152,6 @@ class Study:
         self.config = {"study": name, **parser.identity(self.args)}
         _hold(self.out)
         self._check_resumable({k: parser.get_default(k) for k in self.config})
-        write_json(self.out / "config.json", self.config)
         self.histories: dict[str, dict[str, History]] = {}
         self.failures: dict[str, str] = {}
         """``{"variant/seed<k>": what happened}`` for every run whose loss became non-finite."""
@@ -237,11 +237,18 @@ class Study:
         names = [f"{variant}/seed{seed}" for variant, _, seed in runs]
         desc = checkpoint_name or names[0]
         hparams = {k: [setting[k] for _, setting, _ in runs] for k in runs[0][1]}
-        self.identity_path.parent.mkdir(exist_ok=True)
-        write_json(self.identity_path, self.config)
+        self._write_config(with_checkpoints=True)
         with TensorBoardLog(self.out / "tensorboard", names) as log:
             return fit_many(model, train, val, seeds=[seed for *_, seed in runs], hparams=hparams, desc=desc,
                             checkpoint_dir=self.out / "checkpoints" / desc, on_epoch=log, **options)
+
+    def _write_config(self, *, with_checkpoints: bool) -> None:
+        """Record the options that define the runs in config.json, and with the checkpoints if
+        asked; not at start, so that a start that fails leaves no record of runs never made."""
+        write_json(self.out / "config.json", self.config)
+        if with_checkpoints:
+            self.identity_path.parent.mkdir(exist_ok=True)
+            write_json(self.identity_path, self.config)
 
     def figure(self, name: str) -> Path:
         return self.out / f"{name}.png"
@@ -253,6 +260,7 @@ class Study:
         if failed:
             text = ("**Failed:** the training loss of these runs became non-finite; their numbers are not "
                     "results.\n\n" + "".join(f"- {f}\n" for f in failed) + "\n" + text)
+        self._write_config(with_checkpoints=False)
         path = write_text(self.out / "summary.md", text.rstrip() + "\n")
         print(f"wrote {self.out}")
         if failed:

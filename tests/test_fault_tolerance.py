@@ -230,3 +230,11 @@ def test_an_out_that_cannot_be_created_is_a_usage_error(where, tmp_path):
     out = {"a file": tmp_path / "f", "under a file": tmp_path / "f" / "o", "/proc": "/proc/jaxcv-run"}[where]
     with pytest.raises(UsageError, match=f"cannot use {out} as the run folder"):
         _study(out)
+
+
+def test_a_start_that_fails_leaves_no_record_of_runs(tmp_path, capsys):
+    study_ = _study(tmp_path)  # then, say, its dataset is not there
+    assert not (tmp_path / "config.json").exists()
+    study_.write_summary("# nothing trained")
+    assert json.loads((tmp_path / "config.json").read_text())["study"] == "probe"
+    assert not (tmp_path / "checkpoints").exists()  # a rerun with other settings stays free
