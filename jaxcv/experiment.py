@@ -18,6 +18,7 @@ import fcntl
 import math
 import os
 import re
+import signal
 import sys
 import textwrap
 from pathlib import Path
@@ -310,10 +311,16 @@ def enable_compilation_cache() -> None:
         jax.config.update("jax_compilation_cache_dir", str(Path.home() / ".cache" / "jaxcv" / "xla"))
 
 
+def _terminated(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def main(run: Callable[[], None]) -> None:
     """Run a study's ``run()`` from the command line: a ``UsageError`` (something the person
     running it can fix) becomes one line and exit code 2, an interrupt a hint to resume (exit
-    130); any other exception is a bug and keeps its traceback."""
+    130); any other exception is a bug and keeps its traceback.  A SIGTERM (a cluster's
+    scheduler pre-empting the job) stops it as a Ctrl-C does, resumable."""
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         enable_compilation_cache()
         maybe_initialize_distributed()

@@ -238,3 +238,39 @@ def test_a_start_that_fails_leaves_no_record_of_runs(tmp_path, capsys):
     study_.write_summary("# nothing trained")
     assert json.loads((tmp_path / "config.json").read_text())["study"] == "probe"
     assert not (tmp_path / "checkpoints").exists()  # a rerun with other settings stays free
+
+
+def test_a_sigterm_stops_a_study_as_a_ctrl_c_does(capsys):
+    from jaxcv import experiment
+
+    def preempted():
+        signal.raise_signal(signal.SIGTERM)
+
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            experiment.main(preempted)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert exit_.value.code == 130 and "rerun the same command to resume" in capsys.readouterr().err
+
+
+def test_a_sigterm_during_a_save_waits_for_the_epoch(tmp_path, monkeypatch):
+    from jaxcv import experiment
+
+    ckpt = Checkpointer(tmp_path / "c")
+    save = ckpt._manager.save
+
+    def preempted(*args, **kwargs):
+        signal.raise_signal(signal.SIGTERM)
+        return save(*args, **kwargs)
+
+    monkeypatch.setattr(ckpt._manager, "save", preempted)
+    previous = signal.signal(signal.SIGTERM, experiment._terminated)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            ckpt.save(1, _tree(1), {"epoch": 1})
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert ckpt.restore_latest(_tree(0))[1] == {"epoch": 1}
+    ckpt.close()

@@ -120,20 +120,26 @@ class Checkpointer:
         return aside
 
 
+_DEFERRED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 @contextlib.contextmanager
 def _interrupts_deferred() -> Iterator[None]:
-    """Hold back a Ctrl-C (SIGINT) until the block ends, then raise ``KeyboardInterrupt``
-    (in the main thread; elsewhere Python delivers no signal)."""
-    previous = signal.getsignal(signal.SIGINT)
-    if threading.current_thread() is not threading.main_thread() or previous is None:  # None: not Python's
+    """Hold back a Ctrl-C (SIGINT), and a SIGTERM that a study turns into one, until the block
+    ends, then raise ``KeyboardInterrupt`` (in the main thread; elsewhere Python delivers no
+    signal).  Signals left to the OS's default (not Python's handlers) stay as they are."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
+    previous = {s: h for s in _DEFERRED_SIGNALS if callable(h := signal.getsignal(s))}
     received = []
-    signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    for s in previous:
+        signal.signal(s, lambda signum, frame: received.append(signum))
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
     if received:
         raise KeyboardInterrupt
 

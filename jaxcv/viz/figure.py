@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -12,9 +14,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 def save_figure(fig: plt.Figure, path: str | Path, rect: tuple[float, float, float, float] | None = None) -> Path:
     """Lay ``fig`` out (within ``rect`` of the canvas if given), write it to ``path`` as a 120-dpi
-    image, close it, and return the path."""
+    image, close it, and return the path.  Written atomically (a temporary file beside it,
+    renamed), so a killed run leaves the old figure or the new one, never a part."""
     fig.tight_layout(rect=rect)
     path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fig.savefig(f, dpi=120, format=path.suffix.lstrip(".") or "png")
+        os.replace(temp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(temp):
+            os.unlink(temp)
     return path
