@@ -6,6 +6,10 @@ A study writes ``<out>/config.json`` (the options that define its runs),
 train), PNG figures and ``<out>/summary.md``.  A variant's seeds train together, vmapped in
 one compiled function (``fit_many``), unless ``--sequential-seeds``; every run is
 checkpointed under ``<out>/checkpoints``: rerunning an interrupted command resumes it.
+
+Launched as several processes (``jax.distributed``), every process runs the whole script on
+the same options and data (checked) and takes part in training and checkpointing; only
+process 0 writes the other files of the run folder and prints progress.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import argparse
 import json
 import re
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -24,7 +29,7 @@ import jax
 from jaxcv import data as jdata
 from jaxcv.errors import UsageError
 from jaxcv.train import (OPTIMIZERS, Arrays, BatchStream, FitResult, History, TensorBoardLog, fit_many,
-                         host_batches, maybe_initialize_distributed)
+                         host_batches, maybe_initialize_distributed, parallel)
 
 
 def positive_int(text: str) -> int:
@@ -127,8 +132,10 @@ class Study:
         self.config = {"study": name, **parser.identity(self.args)}
         self.out.mkdir(parents=True, exist_ok=True)
         self._check_resumable({k: parser.get_default(k) for k in self.config})
+        parallel.check_processes_agree("the study's options", self.config)
         self._write_json("config.json", self.config)
         self.histories: dict[str, dict[str, History]] = {}
+        self._scratch: tempfile.TemporaryDirectory | None = None
 
     def _check_resumable(self, defaults: Mapping[str, Any]) -> None:
         """Refuse a folder holding checkpoints of runs defined by other options (an option its
@@ -143,7 +150,8 @@ class Study:
 
     def _write_json(self, name: str, obj: Any) -> Path:
         path = self.out / name
-        path.write_text(json.dumps(obj, indent=1))
+        if parallel.is_primary():
+            path.write_text(json.dumps(obj, indent=1))
         return path
 
     def load_data(self, dataset: str | None = None) -> tuple[Arrays, Arrays, int]:
@@ -198,16 +206,24 @@ class Study:
         hparams = {k: [setting[k] for _, setting, _ in runs] for k in runs[0][1]}
         with TensorBoardLog(self.out / "tensorboard", names) as log:
             return fit_many(model, train, val, seeds=[seed for *_, seed in runs], hparams=hparams, desc=desc,
-                            checkpoint_dir=self.out / "checkpoints" / desc, on_epoch=log, **options)
+                            checkpoint_dir=self.out / "checkpoints" / desc,
+                            on_epoch=log if parallel.is_primary() else None, **options)
 
     def figure(self, name: str) -> Path:
-        return self.out / f"{name}.png"
+        """Where to draw the figure ``name``: in the run folder on process 0, in a scratch
+        folder thrown away on the other processes of a multi-process job."""
+        if parallel.is_primary():
+            return self.out / f"{name}.png"
+        if self._scratch is None:
+            self._scratch = tempfile.TemporaryDirectory(prefix="jaxcv-figures-")
+        return Path(self._scratch.name) / f"{name}.png"
 
     def write_summary(self, text: str) -> Path:
-        """Write ``summary.md`` and say where the run folder is."""
+        """Write ``summary.md`` and say where the run folder is (process 0 only)."""
         path = self.out / "summary.md"
-        path.write_text(text.rstrip() + "\n")
-        print(f"wrote {self.out}")
+        if parallel.is_primary():
+            path.write_text(text.rstrip() + "\n")
+            print(f"wrote {self.out}")
         return path
 
 
@@ -229,8 +245,8 @@ def main(run: Callable[[], None]) -> None:
     running it can fix) becomes one line and exit code 2, an interrupt a hint to resume (exit
     130); any other exception is a bug and keeps its traceback."""
     enable_compilation_cache()
-    maybe_initialize_distributed()
     try:
+        maybe_initialize_distributed()
         run()
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
