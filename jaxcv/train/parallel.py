@@ -1,7 +1,10 @@
 """Data parallelism: a 1-D device mesh, batches sharded on it, everything else replicated.
 
 ``jax.jit`` over this mesh is the successor of ``pmap``: gradients are reduced across
-devices by XLA, and BatchNorm statistics cover the global batch.
+devices by XLA, and BatchNorm statistics cover the global batch.  In a multi-process job
+(``jax.distributed``) the mesh spans the devices of every process: replicated values are
+passed identically by every process, a batch as each process's block of it, and the
+processes check that they agree before they train.
 """
 
 from __future__ import annotations
