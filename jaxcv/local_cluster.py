@@ -20,13 +20,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def process_env(processes: int, devices: int, port: int | None = None) -> dict[str, str]:
+def process_env(processes: int, devices: int) -> dict[str, str]:
     """The variables that make a process one of ``processes`` with ``devices`` CPU devices
     (less ``JAX_PROCESS_ID``); one process joins no job."""
     flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}".strip()
     env = {"JAX_PLATFORMS": "cpu", "XLA_FLAGS": flags}
     if processes > 1:
-        address = f"127.0.0.1:{port or free_port()}"
+        address = f"127.0.0.1:{free_port()}"
         env.update(JAX_COORDINATOR_ADDRESS=address, JAX_COORDINATOR_BIND_ADDRESS=address,
                    JAX_NUM_PROCESSES=str(processes))
     return env
