@@ -182,7 +182,7 @@ def _time_epochs(model: nn.Module, data: dict[str, np.ndarray], devices: list[ja
     if n == 0:
         raise UsageError(f"{len(data['image'])} examples make no batch of {batch_size}")
     state = put_replicated(create_state(model, tx, to_float(data["image"][:1]), jax.random.key(0)), mesh)
-    rng = put_replicated(jax.random.key(1), mesh)
+    rng = jax.random.key(1)  # placed by the compiled calls (a key array cannot be put across processes)
     step = functools.partial(train_step, loss_fn=loss_fn)
     sharding = batch_sharded(mesh)
     sample = jax.device_put({k: v[:batch_size] for k, v in data.items()}, sharding)

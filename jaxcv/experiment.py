@@ -9,6 +9,10 @@ train), PNG figures and ``<out>/summary.md``.  A variant's seeds train together,
 one compiled function (``fit_many``), unless ``--sequential-seeds``; every run is
 checkpointed under ``<out>/checkpoints``: rerunning an interrupted command resumes it.  One
 process at a time may use a run folder (``<out>/.lock``).
+
+Launched as several processes (``jax.distributed``), every process runs the whole script on
+the same options and data (checked) and takes part in training and checkpointing; only
+process 0 writes the other files of the run folder and prints progress.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import os
 import re
 import signal
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -31,7 +36,7 @@ from jaxcv import data as jdata
 from jaxcv.errors import UsageError
 from jaxcv.files import read_json, write_json, write_text
 from jaxcv.train import (OPTIMIZERS, Arrays, BatchStream, FitResult, History, NonFiniteLossError, TensorBoardLog,
-                         fit_many, host_batches, maybe_initialize_distributed)
+                         fit_many, host_batches, maybe_initialize_distributed, parallel)
 
 
 def positive_int(text: str) -> int:
@@ -153,9 +158,11 @@ class Study:
         self.config = {"study": name, **parser.identity(self.args)}
         _hold(self.out)
         self._check_resumable({k: parser.get_default(k) for k in self.config})
+        parallel.check_processes_agree("the study's options", self.config)
         self.histories: dict[str, dict[str, History]] = {}
         self.failures: dict[str, str] = {}
         """``{"variant/seed<k>": what happened}`` for every run whose loss became non-finite."""
+        self._scratch: tempfile.TemporaryDirectory | None = None
 
     @property
     def identity_path(self) -> Path:
@@ -221,7 +228,8 @@ class Study:
             for seed, result in zip(seeds, out[variant]):
                 if not may_diverge:
                     self._check_failed(f"{variant}/seed{seed}", result)
-        write_json(self.out / "history.json", self.histories)
+        if parallel.is_primary():
+            write_json(self.out / "history.json", self.histories)
         return out
 
     def _check_failed(self, run: str, result: FitResult) -> None:
@@ -241,29 +249,40 @@ class Study:
         self._write_config(with_checkpoints=True)
         with TensorBoardLog(self.out / "tensorboard", names) as log:
             return fit_many(model, train, val, seeds=[seed for *_, seed in runs], hparams=hparams, desc=desc,
-                            checkpoint_dir=self.out / "checkpoints" / desc, on_epoch=log, **options)
+                            checkpoint_dir=self.out / "checkpoints" / desc,
+                            on_epoch=log if parallel.is_primary() else None, **options)
 
     def _write_config(self, *, with_checkpoints: bool) -> None:
         """Record the options that define the runs in config.json, and with the checkpoints if
         asked; not at start, so that a start that fails leaves no record of runs never made."""
+        if not parallel.is_primary():
+            return
         write_json(self.out / "config.json", self.config)
         if with_checkpoints:
             self.identity_path.parent.mkdir(exist_ok=True)
             write_json(self.identity_path, self.config)
 
     def figure(self, name: str) -> Path:
-        return self.out / f"{name}.png"
+        """Where to draw the figure ``name``: in the run folder on process 0, in a scratch
+        folder thrown away on the other processes of a multi-process job."""
+        if parallel.is_primary():
+            return self.out / f"{name}.png"
+        if self._scratch is None:
+            self._scratch = tempfile.TemporaryDirectory(prefix="jaxcv-figures-")
+        return Path(self._scratch.name) / f"{name}.png"
 
     def write_summary(self, text: str) -> Path:
         """Write ``summary.md`` (failed runs named at its top) and say where the run folder
-        is; then, if a run failed, raise ``NonFiniteLossError`` naming them."""
+        is (process 0 only); then, if a run failed, raise ``NonFiniteLossError`` naming them."""
         failed = list(self.failures.values())
         if failed:
             text = ("**Failed:** the training loss of these runs became non-finite; their numbers are not "
                     "results.\n\n" + "".join(f"- {f}\n" for f in failed) + "\n" + text)
         self._write_config(with_checkpoints=False)
-        path = write_text(self.out / "summary.md", text.rstrip() + "\n")
-        print(f"wrote {self.out}")
+        path = self.out / "summary.md"
+        if parallel.is_primary():
+            write_text(path, text.rstrip() + "\n")
+            print(f"wrote {self.out}")
         if failed:
             raise NonFiniteLossError(f"{len(failed)} run(s) failed ({'; '.join(failed)}); lower the learning "
                                      f"rate or check the inputs (see {path})")

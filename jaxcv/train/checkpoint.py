@@ -13,6 +13,7 @@ from typing import Any, Iterator
 
 import jax
 import orbax.checkpoint as ocp
+from jax.experimental import multihost_utils
 from orbax.checkpoint.checkpoint_managers import AnyPreservationPolicy, CustomSteps, LatestN
 
 from jaxcv.errors import UsageError
@@ -50,7 +51,9 @@ class Checkpointer:
             self._manager.save(epoch, args=ocp.args.Composite(
                 state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(to_json(meta))))
             folder = self._folder(epoch)
-            write_json(folder / DIGESTS, _digests(folder))
+            if jax.process_index() == 0:
+                write_json(folder / DIGESTS, _digests(folder))
+            _barrier(f"jaxcv digests of epoch {epoch}")
 
     def epochs(self) -> list[int]:
         """The epochs saved, oldest first (damaged ones included until a restore finds them)."""
@@ -115,9 +118,19 @@ class Checkpointer:
         n = 1
         while aside.exists():
             aside, n = shelf / f"{epoch}.{n}", n + 1
-        self._folder(epoch).rename(aside)
+        _barrier(f"jaxcv checked epoch {epoch}")  # every process has read it before it moves
+        if jax.process_index() == 0:
+            self._folder(epoch).rename(aside)
+        _barrier(f"jaxcv moved epoch {epoch}")
         self._manager.reload()
         return aside
+
+
+def _barrier(name: str) -> None:
+    """Every process of a multi-process run reaches this point before any goes on (process 0
+    alone writes the digests and moves damaged epochs; the others must see the result)."""
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices(name)
 
 
 _DEFERRED_SIGNALS = (signal.SIGINT, signal.SIGTERM)

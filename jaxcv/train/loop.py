@@ -134,6 +134,8 @@ def fit_many(model: nn.Module, train: Arrays | BatchStream, val: Arrays | None, 
     parallel.check_batch_size(opts.batch_size, mesh)
     eval_batch_size = opts.eval_batch_size or max(opts.batch_size, 256 // mesh.size * mesh.size)
     parallel.check_batch_size(eval_batch_size, mesh)
+    parallel.check_processes_agree("fit_many's data and options", train if isinstance(train, dict) else None, val,
+                                   seeds, hparams, opts.epochs, opts.batch_size, eval_batch_size, opts.desc)
     epochs = training_epochs(train, loss_fn=opts.loss_fn, batch_size=opts.batch_size, augment=opts.augment, mesh=mesh)
     evaluator = None if val is None else Evaluator(val, loss_fn=opts.loss_fn, batch_size=eval_batch_size, mesh=mesh)
     models = _init_models(model, sample_input(epochs), opts.optimizer, seeds, hparams, mesh)
@@ -203,7 +205,7 @@ def _train_epochs(models: _Models, epochs: DeviceEpochs | StreamedEpochs, evalua
     back, report and checkpoint, until ``opts.epochs`` or no model is left active."""
     k, done = len(models.histories), max(len(h) for h in models.histories)
     bar = tqdm(range(done, opts.epochs), desc=opts.desc if k == 1 else f"{opts.desc} ({k} models)",
-               disable=not opts.progress, unit="epoch", initial=done, total=opts.epochs)
+               disable=not opts.progress or not parallel.is_primary(), unit="epoch", initial=done, total=opts.epochs)
     with bar:
         for epoch in bar:
             if not any(models.active):
