@@ -19,7 +19,7 @@ import numpy as np
 from jaxcv import experiment
 from jaxcv.data.images import write_png
 from jaxcv.errors import UsageError
-from jaxcv.synthesis import Network, Settings, optimise
+from jaxcv.synthesis import Network, score
 from jaxcv.synthesis.dream import PRESETS, Dream, dream_objective, dream_settings, octave_shapes, optimise_octaves
 from jaxcv.synthesis.samples import load_image
 from jaxcv.synthesis.study import add_weights_option, network_for, open_study, write_json
@@ -77,19 +77,18 @@ def run(argv: Sequence[str] | None = None, network: Network | None = None) -> No
         dreams[name] = results[-1].final[0]
         write_png(study.out / f"{name}.png", dreams[name])
         # the dream score (weighted layer L2 norms) of the photograph and of its dream, as the network sees them
-        objective = dream_objective(dream, image.shape)
-        before_after = optimise(network, objective, np.stack([image, dreams[name]]), Settings(0, clip=False))
-        scores[name] = {term: values[:, 0].tolist() for term, values in before_after.terms.items()}
+        before_after = score(network, dream_objective(dream, image.shape), np.stack([image, dreams[name]]))
+        scores[name] = {term: values.tolist() for term, values in before_after.items()}
 
     image_grid([image, *dreams.values()], study.figure("dreams"), titles=[args.image, *dreams], rows=1,
                title=f"deep dream of {args.image}", cell_inches=2.5)
     write_json(study, "scores", scores)
     rows = []
-    for name, score in scores.items():
-        layers = [t for t in score if t.startswith("dream_conv")]
-        weighted = [sum(VARIANTS[name].layers[t[len("dream_"):]] * score[t][k] for t in layers) for k in (0, 1)]
+    for name, terms in scores.items():
+        layers = VARIANTS[name].layers
+        weighted = [sum(w * terms[f"dream_{layer}"][k] for layer, w in layers.items()) for k in (0, 1)]
         rows.append([name, *describe(VARIANTS[name]), f"{weighted[0]:.4g} → {weighted[1]:.4g}",
-                     f"{score['continuity'][0]:.3g} → {score['continuity'][1]:.3g}"])
+                     f"{terms['continuity'][0]:.3g} → {terms['continuity'][1]:.3g}"])
     table = markdown_table(["variant", "layers", "continuity", "dream (L2)", "jitter (levels)",
                             "dream score: photo → dream", "total variation: photo → dream"], rows)
     print(table)

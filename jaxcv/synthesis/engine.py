@@ -157,6 +157,25 @@ def _optimise(network: Network, objective: Objective, settings: Settings, batch_
     return jax.lax.map(lambda args: one(*args), (images, units, keys), batch_size=batch_size)
 
 
+def score(network: Network, objective: Objective, images: jax.Array, units: jax.Array | None = None
+          ) -> dict[str, np.ndarray]:
+    """Every term's unweighted value for each of ``images`` (``(N, H, W, C)`` in ``[0, 1]``),
+    image ``i`` on unit ``units[i]`` (default 0), without random transforms."""
+    images = jnp.asarray(images, jnp.float32)
+    units = jnp.zeros(len(images), jnp.int32) if units is None else jnp.asarray(units, jnp.int32)
+    objective.check()
+    network.check(objective.layers, images.shape[1:])
+    return {k: np.asarray(v) for k, v in _score(network, objective, images, units).items()}
+
+
+@jax.jit
+def _score(network: Network, objective: Objective, images: jax.Array, units: jax.Array) -> dict[str, jax.Array]:
+    def one(image: jax.Array, unit: jax.Array) -> dict[str, jax.Array]:
+        return objective(probe(network, Jitter(), image, jax.random.key(0)), unit)[1]
+
+    return jax.lax.map(lambda args: one(*args), (images, units))
+
+
 def probe(network: Network, jitter: Jitter, image: jax.Array, key: jax.Array) -> Probe:
     """One ``(H, W, C)`` image as the network sees it: its input as is, and the features of a
     random ``jitter`` of it drawn from ``key``."""
@@ -197,8 +216,7 @@ def _optimise_one(network: Network, objective: Objective, settings: Settings, pr
     losses = jnp.zeros(settings.iterations + 1, jnp.float32)
     evaluations = jnp.zeros(settings.iterations, jnp.int32)
     carry = (image, optimiser.init(image), images_at, losses, evaluations, key)
-    if settings.iterations:  # none: the images are only scored
-        _, _, images_at, losses, evaluations, _ = jax.lax.fori_loop(0, settings.iterations, iteration, carry)
+    _, _, images_at, losses, evaluations, _ = jax.lax.fori_loop(0, settings.iterations, iteration, carry)
 
     def clean(x: jax.Array):
         return objective(probe(network, Jitter(), x, key), unit)
