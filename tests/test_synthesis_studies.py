@@ -18,6 +18,7 @@ import pytest
 from conftest import ROOT, study
 from jaxcv.models.layers import Conv, max_pool
 from jaxcv.synthesis import Network, optimise
+from jaxcv.synthesis.dream import dream_objective
 from jaxcv.synthesis.filters import channel_means, filter_objective, filter_settings, grey_noise
 from jaxcv.synthesis.network import CHECKOUT_WEIGHTS, caffe_input, vgg16
 
@@ -68,13 +69,14 @@ def test_neural_style(tmp_path, tiny):
 
 
 def test_deep_dream(tmp_path, tiny):
-    study("deep_dream").run(["--out", str(tmp_path), "--no-progress", "--rows", "40", "--iterations", "1",
-                             "--evaluations", "2", "--octaves", "2", "--variants", "layer2"], network=tiny)
+    study("deep_dream").run(["--out", str(tmp_path), "--no-progress", "--rows", "40", "--iterations", "2",
+                             "--evaluations", "3", "--octaves", "1", "--variants", "layer2"], network=tiny)
     scores = json.loads((tmp_path / "scores.json").read_text())
     assert list(scores) == ["layer2"]
-    dream = scores["layer2"]
-    for term in ("dream_conv2_1", "dream_conv2_2"):  # the dream's layers respond more than the photograph's
-        assert dream[term][1] > dream[term][0]
+    objective = dream_objective(study("deep_dream").VARIANTS["layer2"], (40, 60, 3))  # chelsea, 300x451
+    loss = [sum(objective.weights[t] * scores["layer2"][t][k] for t in objective.minimise)
+            - sum(objective.weights[t] * scores["layer2"][t][k] for t in objective.maximise) for k in (0, 1)]
+    assert loss[1] < loss[0]  # the dream scores better than the photograph
     assert (tmp_path / "dreams.png").exists() and (tmp_path / "layer2.png").exists()
 
 
