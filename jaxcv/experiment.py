@@ -112,10 +112,9 @@ def parser(study: str, description: str, *, dataset: str, epochs: int, batch_siz
     """The options every study takes, with the study's defaults; ``--optimizer``, ``--lr`` and
     ``--examples`` (test images in its figures) when it gives their defaults."""
     datasets = ", ".join((*jdata.CATALOGUED, *jdata.EMBEDDED))
-    p = StudyParser(prog=f"{study}.py", description=description,
-                    epilog=textwrap.fill(f"datasets: {datasets} (embedded ones are generated offline; any TFDS "
-                                         "image classification dataset name also works). Rerun the same "
-                                         "command to resume an interrupted run.", 90))
+    p = base_parser(study, description, f"datasets: {datasets} (embedded ones are generated offline; any TFDS "
+                    "image classification dataset name also works). Rerun the same command to resume an "
+                    "interrupted run.", out=f"runs/{study}/<dataset>")
     p.add_argument("--dataset", type=dataset_name, default=dataset, help="TFDS dataset name")
     p.add_argument("--batch-size", type=positive_int, default=batch_size, help="global batch size, split over all devices")
     p.add_argument("--seeds", type=positive_int, default=seeds, help="how many seeds per variant, 0..N-1")
@@ -137,7 +136,14 @@ def parser(study: str, description: str, *, dataset: str, epochs: int, batch_siz
     p.add_control("--data-dir", type=folder, default=None,
                   help="folder of prepared datasets or of a real dataset's original files (MNIST's four "
                        ".gz, the CIFAR python tarball), prepared there once (default: ~/tensorflow_datasets)")
-    p.add_control("--out", type=Path, default=None, help=f"run folder (default: runs/{study}/<dataset>)")
+    return p
+
+
+def base_parser(study: str, description: str, epilog: str = "", *, out: str | None = None) -> StudyParser:
+    """The options of every study, trained or not: ``--out`` (default ``out``, else
+    ``runs/<study>``) and ``--no-progress``."""
+    p = StudyParser(prog=f"{study}.py", description=description, epilog=textwrap.fill(epilog, 90) or None)
+    p.add_control("--out", type=Path, default=None, help=f"run folder (default: {out or f'runs/{study}'})")
     p.add_control("--no-progress", action="store_true", help="no progress bars")
     return p
 
@@ -153,8 +159,10 @@ class Study:
 
     def __init__(self, name: str, parser: StudyParser, argv: Sequence[str] | None = None):
         self.name, self.args = name, parser.parse_args(argv)
-        slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.args.dataset)
-        self.out = Path(self.args.out or Path("runs") / name / slug)
+        default = Path("runs") / name
+        if dataset := getattr(self.args, "dataset", None):  # a study that trains: a folder per dataset
+            default = default / re.sub(r"[^A-Za-z0-9_.-]+", "_", dataset)
+        self.out = Path(self.args.out or default)
         self.config = {"study": name, **parser.identity(self.args)}
         _hold(self.out)
         self._check_resumable({k: parser.get_default(k) for k in self.config})

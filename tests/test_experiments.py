@@ -18,7 +18,8 @@ from jaxcv import experiment
 from jaxcv.errors import UsageError
 from jaxcv.train import make_optimizer
 
-SCRIPTS = sorted(p.stem for p in (ROOT / "experiments").glob("*.py"))
+SYNTHESIS = ("activation_maximization", "deep_dream", "neural_style")  # no dataset: tests/test_synthesis_studies.py
+SCRIPTS = sorted(p.stem for p in (ROOT / "experiments").glob("*.py") if p.stem not in SYNTHESIS)
 SMALL = ("--dataset", "shapes/cifar", "--train-size", "256", "--test-size", "200", "--batch-size", "64")
 
 
