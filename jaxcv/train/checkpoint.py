@@ -37,5 +37,17 @@ class Checkpointer:
             state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
         return restored.state, restored.meta
 
+    def epochs(self) -> list[int]:
+        """The epochs saved, oldest first."""
+        return sorted(self._manager.all_steps())
+
+    def restore(self, epoch: int, like: Any = None) -> tuple[Any, Any]:
+        """``(state, meta)`` of ``epoch``, placed like ``like``; without ``like``, the state as
+        stored (nested dicts of arrays: a reader that does not know the optimizer)."""
+        abstract = None if like is None else jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
+        restored = self._manager.restore(epoch, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
+        return restored.state, restored.meta
+
     def close(self) -> None:
         self._manager.close()
