@@ -1,6 +1,6 @@
 """Filters and activations, first vs last epoch (reports 000 Task 3 and 003 §3.5-3.7).
 
-A conv layer's filters (default: the first) after the first and after the last saved epoch,
+A conv layer's filters (default: the first) after the first and after the last saved epoch (or --epoch),
 side by side on one scale with how far each filter moved; for a colour model, the filters in
 colour and one input channel at a time; the layer's feature maps for one test image at both
 epochs, and the first against the last conv layer's; per-layer weight histograms at both epochs

@@ -60,7 +60,7 @@ def run(argv: Sequence[str] | None = None) -> None:
     where = f"{type(model).__name__} on {dataset}"
     plot_occlusion(images[:k], true_prob[:k], study.figure("occlusion"), patch=patch, stride=stride,
                    titles=[f"{labels[i]}→{predicted[i]} p={clear[i]:.2f} min {true_prob[i].min():.2f}" for i in range(k)],
-                   title=f"{where}: occlusion by a {patch}-pixel patch, stride {stride} (white: the worst position)")
+                   title=f"{where}: occlusion, patch {patch}, stride {stride}")
     layer = args.layer or inspection.conv_layers(variables)[-1]
     shown = min(k, 8)
     plot_attributions(images[:shown], {"saliency": inspection.saliency(model, variables, images[:shown], labels[:shown]),

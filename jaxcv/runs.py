@@ -146,6 +146,8 @@ def add_source_options(parser: experiment.StudyParser) -> None:
                              "(default: chosen by dataset)")
     parser.add_argument("--variant", default=None, help="with --from: which of its variants (default: its first)")
     parser.add_argument("--seed", type=int, default=0, help="which seed's model")
+    parser.add_argument("--epoch", type=experiment.positive_int, default=None,
+                        help="the saved epoch to inspect (default: the last)")
 
 
 def source_dataset(study: experiment.Study) -> str:
@@ -166,8 +168,8 @@ def default_model(dataset: str, image_shape: tuple[int, ...]) -> str:
 
 def inspected_run(study: experiment.Study, train: Arrays, test: Arrays, num_classes: int, **fit_options: Any
                   ) -> tuple[nn.Module, RestoredRun]:
-    """The model to inspect (``--model``, or ``default_model``) and its variables at the last
-    saved epoch: the ``--from`` run's, checked to be that model's; or else the model trained
+    """The model to inspect (``--model``, or ``default_model``) and its variables at ``--epoch``
+    (default: the last saved): the ``--from`` run's, checked to be that model's; or else the model trained
     here first (``--epochs``, ``--seeds``; ``fit_options`` go to ``Study.run``) as the variant
     named after it, read back from the study's own checkpoints."""
     args = study.args
@@ -177,7 +179,7 @@ def inspected_run(study: experiment.Study, train: Arrays, test: Arrays, num_clas
     if args.source is None:
         print(f"no --from run given: training {name} on {dataset} for {args.epochs} epoch(s) first")
         study.run(name, model, train, test, **fit_options)
-        return model, load_run(study.out, name, args.seed)
-    restored = load_run(args.source, args.variant, args.seed)
+        return model, load_run(study.out, name, args.seed, args.epoch)
+    restored = load_run(args.source, args.variant, args.seed, args.epoch)
     check_model(model, restored.variables, test["image"][:1], args.source)
     return model, restored
