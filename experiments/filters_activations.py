@@ -18,7 +18,6 @@ import numpy as np
 
 from jaxcv import experiment, inspection, runs
 from jaxcv.errors import UsageError
-from jaxcv.train import make_optimizer
 from jaxcv.viz import markdown_table
 from jaxcv.viz.inspection import plot_filter_change, plot_histograms, plot_mosaics
 
@@ -29,15 +28,13 @@ def run(argv: Sequence[str] | None = None) -> None:
     p = experiment.parser(STUDY, __doc__, dataset="mnist", epochs=3, batch_size=128, seeds=1, optimizer="adam",
                           lr=1e-3)
     runs.add_source_options(p)
-    p.add_argument("--layer", default=None, help="conv layer to show (default: the model's first)")
-    p.add_argument("--image", type=int, default=0, help="index of the test image whose activations are shown")
+    p.add_control("--layer", default=None, help="conv layer to show (default: the model's first)")
+    p.add_control("--image", type=int, default=0, help="index of the test image whose activations are shown")
     study = experiment.Study(STUDY, p, argv)
     args = study.args
-    dataset = runs.source_dataset(study)
-    train, test, num_classes = study.load_data(dataset)
+    dataset, _, test, model, last = runs.inspected_run(study)
     if not 0 <= args.image < len(test["image"]):
         raise UsageError(f"--image {args.image} is not one of the {len(test['image'])} test images")
-    model, last = runs.inspected_run(study, train, test, num_classes, optimizer=make_optimizer(args.optimizer, args.lr))
     first = runs.load_run(last.run_dir, last.variant, last.seed, last.epochs[0])
     convs = inspection.conv_layers(last.variables)
     layer = args.layer or convs[0]
@@ -82,7 +79,8 @@ def run(argv: Sequence[str] | None = None) -> None:
                "filter_distance": distance.tolist(), "filter_relative_change": np.asarray(change.relative).tolist(),
                "relative_change": relative, "figures": [f"{f}.png" for f in figures]}
     (study.out / "results.json").write_text(json.dumps(results, indent=1))
-    table = markdown_table(["parameters", f"‖epoch {last.epoch} − epoch {first.epoch}‖ / ‖epoch {first.epoch}‖"],
+    moved = f"‖epoch {last.epoch} − epoch {first.epoch}‖ / ‖epoch {first.epoch}‖"
+    table = markdown_table(["parameters", moved],
                            [(path, f"{r:.4f}") for path, r in relative.items()])
     print(table)
     same = "" if first.epoch < last.epoch else "\n\nOnly one epoch is saved, so both columns show the same weights.\n"

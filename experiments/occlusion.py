@@ -18,7 +18,6 @@ import numpy as np
 
 from jaxcv import experiment, inspection, runs
 from jaxcv.data.shapes import shape_mask
-from jaxcv.train import make_optimizer
 from jaxcv.viz import markdown_table
 from jaxcv.viz.inspection import plot_attributions, plot_occlusion
 
@@ -31,19 +30,16 @@ def run(argv: Sequence[str] | None = None) -> None:
     p = experiment.parser(STUDY, __doc__, dataset="shapes/hard", epochs=3, batch_size=32, seeds=1, optimizer="adam",
                           lr=1e-3, examples=16)
     runs.add_source_options(p)
-    p.add_argument("--patch", type=experiment.positive_int, default=None,
-                   help="patch side in pixels (default: about 2/9 of the image side)")
-    p.add_argument("--stride", type=experiment.positive_int, default=None,
-                   help="pixels between patch positions (default: a third of the patch)")
-    p.add_argument("--layer", default=None, help="conv layer of the Grad-CAM maps (default: the model's last)")
+    p.add_control("--patch", type=experiment.positive_int, default=None,
+                  help="patch side in pixels (default: about 2/9 of the image side)")
+    p.add_control("--stride", type=experiment.positive_int, default=None,
+                  help="pixels between patch positions (default: a third of the patch)")
+    p.add_control("--layer", default=None, help="conv layer of the Grad-CAM maps (default: the model's last)")
     p.add_control("--measure", type=experiment.positive_int, default=256,
                   help="test images over which the on-shape rate is measured (shapes/easy, shapes/hard)")
     study = experiment.Study(STUDY, p, argv)
     args = study.args
-    dataset = runs.source_dataset(study)
-    train, test, num_classes = study.load_data(dataset)
-    model, trained = runs.inspected_run(study, train, test, num_classes,
-                                        optimizer=make_optimizer(args.optimizer, args.lr))
+    dataset, train, test, model, trained = runs.inspected_run(study)
     variables = trained.variables
     side = min(test["image"].shape[1:3])
     patch = args.patch or max(2, round(side * 2 / 9))
@@ -59,14 +55,15 @@ def run(argv: Sequence[str] | None = None) -> None:
     k = min(args.examples, n)
     where = f"{type(model).__name__} on {dataset}"
     plot_occlusion(images[:k], true_prob[:k], study.figure("occlusion"), patch=patch, stride=stride,
-                   titles=[f"{labels[i]}→{predicted[i]} p={clear[i]:.2f} min {true_prob[i].min():.2f}" for i in range(k)],
+                   titles=[f"{labels[i]}→{predicted[i]} p={clear[i]:.2f} min {true_prob[i].min():.2f}"
+                           for i in range(k)],
                    title=f"{where}: occlusion, patch {patch}, stride {stride}")
     layer = args.layer or inspection.conv_layers(variables)[-1]
     shown = min(k, 8)
-    plot_attributions(images[:shown], {"saliency": inspection.saliency(model, variables, images[:shown], labels[:shown]),
-                                       f"Grad-CAM {layer}": inspection.grad_cam(model, variables, images[:shown],
-                                                                                labels[:shown], layer=layer)},
-                      study.figure("attributions"), titles=[f"label {y}" for y in labels[:shown]],
+    few, few_labels = images[:shown], labels[:shown]
+    plot_attributions(few, {"saliency": inspection.saliency(model, variables, few, few_labels),
+                            f"Grad-CAM {layer}": inspection.grad_cam(model, variables, few, few_labels, layer=layer)},
+                      study.figure("attributions"), titles=[f"label {y}" for y in few_labels],
                       title=f"{where}: what the true class's score depends on")
 
     rows = [(i, labels[i], predicted[i], f"{clear[i]:.3f}", f"{true_prob[i].min():.3f}",

@@ -15,7 +15,6 @@ from typing import Sequence
 import numpy as np
 
 from jaxcv import experiment, inspection, runs
-from jaxcv.train import make_optimizer
 from jaxcv.viz import markdown_table
 from jaxcv.viz.inspection import plot_embedding
 
@@ -26,16 +25,13 @@ def run(argv: Sequence[str] | None = None) -> None:
     p = experiment.parser(STUDY, __doc__, dataset="mnist", epochs=3, batch_size=128, seeds=1, optimizer="adam",
                           lr=1e-3)
     runs.add_source_options(p)
-    p.add_argument("--points", type=experiment.positive_int, default=2500, help="the first N test images")
-    p.add_argument("--layer", default=None, help="feature to embed (default: the model's last, its penultimate layer)")
-    p.add_argument("--perplexity", type=experiment.positive_float, default=30.0, help="t-SNE perplexity")
-    p.add_argument("--k", type=experiment.positive_int, default=5, help="neighbours of the k-NN accuracy")
+    p.add_control("--points", type=experiment.positive_int, default=2500, help="the first N test images")
+    p.add_control("--layer", default=None, help="feature to embed (default: the model's last, its penultimate layer)")
+    p.add_control("--perplexity", type=experiment.positive_float, default=30.0, help="t-SNE perplexity")
+    p.add_control("--k", type=experiment.positive_int, default=5, help="neighbours of the k-NN accuracy")
     study = experiment.Study(STUDY, p, argv)
     args = study.args
-    dataset = runs.source_dataset(study)
-    train, test, num_classes = study.load_data(dataset)
-    model, trained = runs.inspected_run(study, train, test, num_classes,
-                                        optimizer=make_optimizer(args.optimizer, args.lr))
+    dataset, _, test, model, trained = runs.inspected_run(study)
 
     test_accuracy = float((np.asarray(inspection.probabilities(model, trained.variables, test["image"])).argmax(-1)
                            == test["label"]).mean())

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -27,7 +27,7 @@ import numpy as np
 from jaxcv import experiment
 from jaxcv.errors import UsageError
 from jaxcv.models import get_model
-from jaxcv.train import Arrays
+from jaxcv.train import Arrays, make_optimizer
 from jaxcv.train.checkpoint import Checkpointer
 
 
@@ -129,25 +129,26 @@ def check_model(model: nn.Module, variables: Mapping[str, Any], images: np.ndarr
                               jax.ShapeDtypeStruct((1, *images.shape[1:]), np.float32))
     want, have = shapes({k: expected[k] for k in variables if k in expected}), shapes(variables)
     if want != have or set(variables) != set(expected):
-        differ = sorted(k for k in want.keys() | have.keys() if want.get(k) != have.get(k))
+        differ = ", ".join(sorted(k for k in want.keys() | have.keys() if want.get(k) != have.get(k))[:3])
         raise UsageError(f"{run_dir} holds another model than {type(model).__name__} for "
-                         f"{'x'.join(map(str, images.shape[1:]))} images (they differ in {', '.join(differ[:3]) or 'their collections'}); "
+                         f"{'x'.join(map(str, images.shape[1:]))} images (they differ in {differ or 'collections'}); "
                          "pass the --model that trained it")
 
 
 def add_source_options(parser: experiment.StudyParser) -> None:
     """The options by which an inspecting study names the model it looks at: a run of an
-    earlier study (``--from`` and which of its runs and epochs) and the model's name."""
+    earlier study (``--from``) or the model to train here (``--model``), both defining the
+    study's run folder, and which of the runs and epochs to look at (which do not)."""
     parser.add_argument("--from", dest="source", type=Path, default=None,
                         help="inspect a model an earlier study trained (its run folder, read only) instead of "
                              "training one here first; its dataset is the one that run used")
     parser.add_argument("--model", default=None,
                         help="the registered model trained here, or the one that trained the --from run "
                              "(default: chosen by dataset)")
-    parser.add_argument("--variant", default=None, help="with --from: which of its variants (default: its first)")
-    parser.add_argument("--seed", type=int, default=0, help="which seed's model")
-    parser.add_argument("--epoch", type=experiment.positive_int, default=None,
-                        help="the saved epoch to inspect (default: the last)")
+    parser.add_control("--variant", default=None, help="with --from: which of its variants (default: its first)")
+    parser.add_control("--seed", type=int, default=0, help="which seed's model")
+    parser.add_control("--epoch", type=experiment.positive_int, default=None,
+                       help="the saved epoch to inspect (default: the last)")
 
 
 def source_dataset(study: experiment.Study) -> str:
@@ -166,20 +167,31 @@ def default_model(dataset: str, image_shape: tuple[int, ...]) -> str:
     return "mnist_cnn" if image_shape[-1] == 1 else "cifar_cnn"
 
 
-def inspected_run(study: experiment.Study, train: Arrays, test: Arrays, num_classes: int, **fit_options: Any
-                  ) -> tuple[nn.Module, RestoredRun]:
-    """The model to inspect (``--model``, or ``default_model``) and its variables at ``--epoch``
-    (default: the last saved): the ``--from`` run's, checked to be that model's; or else the model trained
-    here first (``--epochs``, ``--seeds``; ``fit_options`` go to ``Study.run``) as the variant
-    named after it, read back from the study's own checkpoints."""
+class Inspected(NamedTuple):
+    """What an inspecting study looks at: the dataset and its splits, the model, its run."""
+
+    dataset: str
+    train: Arrays
+    test: Arrays
+    model: nn.Module
+    run: RestoredRun
+
+
+def inspected_run(study: experiment.Study, **fit_options: Any) -> Inspected:
+    """The data and model to inspect (``--model``, or ``default_model``), with its variables at
+    ``--epoch`` (default: the last saved): the ``--from`` run's, checked to be that model's;
+    or else the model trained here first (``--epochs``, ``--seeds``, ``--optimizer``,
+    ``--lr``; ``fit_options`` go to ``Study.run``) as the variant named after it, read back
+    from the study's own checkpoints."""
     args = study.args
     dataset = source_dataset(study)
+    train, test, num_classes = study.load_data(dataset)
     name = args.model or default_model(dataset, test["image"].shape)
     model = get_model(name, num_classes=num_classes)
     if args.source is None:
         print(f"no --from run given: training {name} on {dataset} for {args.epochs} epoch(s) first")
-        study.run(name, model, train, test, **fit_options)
-        return model, load_run(study.out, name, args.seed, args.epoch)
+        study.run(name, model, train, test, optimizer=make_optimizer(args.optimizer, args.lr), **fit_options)
+        return Inspected(dataset, train, test, model, load_run(study.out, name, args.seed, args.epoch))
     restored = load_run(args.source, args.variant, args.seed, args.epoch)
     check_model(model, restored.variables, test["image"][:1], args.source)
-    return model, restored
+    return Inspected(dataset, train, test, model, restored)

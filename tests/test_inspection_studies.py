@@ -51,7 +51,7 @@ def test_load_run_returns_each_member_of_a_group_at_each_saved_epoch(shapes_cifa
     for call, message in (
             (lambda: runs.load_run(tmp_path, "linear", 0), r"no variant 'linear'; its variants are linear\[learning"),
             (lambda: runs.load_run(tmp_path, "linear[learning_rate=0.01]", 5), "no seed 5 .* its seeds are 0, 1"),
-            (lambda: runs.load_run(tmp_path, None, 0, epoch=7), "epoch 7 .* was not saved .* the saved epochs are 1, 2"),
+            (lambda: runs.load_run(tmp_path, None, 0, epoch=7), "epoch 7 .* not saved .* the saved epochs are 1, 2"),
             (lambda: runs.load_run(tmp_path / "nothing"), "not a study's run folder"),
             (lambda: runs.check_model(get_model("cifar_cnn"), first.variables, train["image"][:1], tmp_path),
              "holds another model than CifarCNN for 32x32x3 images"),

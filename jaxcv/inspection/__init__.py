@@ -19,5 +19,5 @@ from jaxcv.inspection.weights import Histogram, change_histograms, relative_chan
 
 __all__ = ["activation_grid", "activations", "grad_cam", "input_gradients", "saliency", "features",
            "knn_accuracy", "tsne", "FilterChange", "filter_change", "filter_grid", "tile", "conv_kernel",
-           "conv_layers", "probabilities", "OcclusionMaps", "occlusion", "patch_coverage", "positions", "worst_patches", "Histogram",
-           "change_histograms", "relative_change", "weight_histograms"]
+           "conv_layers", "probabilities", "OcclusionMaps", "occlusion", "patch_coverage", "positions",
+           "worst_patches", "Histogram", "change_histograms", "relative_change", "weight_histograms"]
