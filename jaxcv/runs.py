@@ -105,7 +105,7 @@ def load_run(run_dir: str | Path, variant: str | None = None, seed: int = 0, epo
         if epoch not in saved:
             raise UsageError(f"epoch {epoch} of {variant!r} was not saved in {run_dir}; the saved epochs are "
                              f"{', '.join(map(str, saved))}")
-        state, meta = ckpt.restore(epoch)
+        state, meta = ckpt.restore(epoch, None)  # as stored: no optimizer needed
     finally:
         ckpt.close()
     if len(meta["histories"]) != group_size:

@@ -41,7 +41,7 @@ class Checkpointer:
         """The epochs saved, oldest first."""
         return sorted(self._manager.all_steps())
 
-    def restore(self, epoch: int, like: Any = None) -> tuple[Any, Any]:
+    def restore(self, epoch: int, like: Any) -> tuple[Any, Any]:
         """``(state, meta)`` of ``epoch``, placed like ``like``; without ``like``, the state as
         stored (nested dicts of arrays: a reader that does not know the optimizer)."""
         abstract = None if like is None else jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
