@@ -177,12 +177,11 @@ class Inspected(NamedTuple):
     run: RestoredRun
 
 
-def inspected_run(study: experiment.Study, **fit_options: Any) -> Inspected:
+def inspected_run(study: experiment.Study) -> Inspected:
     """The data and model to inspect (``--model``, or ``default_model``), with its variables at
     ``--epoch`` (default: the last saved): the ``--from`` run's, checked to be that model's;
     or else the model trained here first (``--epochs``, ``--seeds``, ``--optimizer``,
-    ``--lr``; ``fit_options`` go to ``Study.run``) as the variant named after it, read back
-    from the study's own checkpoints."""
+    ``--lr``) as the variant named after it, read back from the study's own checkpoints."""
     args = study.args
     dataset = source_dataset(study)
     train, test, num_classes = study.load_data(dataset)
@@ -190,7 +189,7 @@ def inspected_run(study: experiment.Study, **fit_options: Any) -> Inspected:
     model = get_model(name, num_classes=num_classes)
     if args.source is None:
         print(f"no --from run given: training {name} on {dataset} for {args.epochs} epoch(s) first")
-        study.run(name, model, train, test, optimizer=make_optimizer(args.optimizer, args.lr), **fit_options)
+        study.run(name, model, train, test, optimizer=make_optimizer(args.optimizer, args.lr))
         return Inspected(dataset, train, test, model, load_run(study.out, name, args.seed, args.epoch))
     restored = load_run(args.source, args.variant, args.seed, args.epoch)
     check_model(model, restored.variables, test["image"][:1], args.source)
