@@ -24,12 +24,18 @@ def warm_start(variables: Variables | Callable[[int], Variables], sample_input: 
     the others get zero updates and their BatchNorm runs in inference mode).
     ``sample_input`` (an array or ``jax.ShapeDtypeStruct``) gives the layers' order."""
     fresh = frozenset(fresh)
+    masked: dict[int, TrainState] = {}  # per optimizer, the first model's: one masked one for all, so that they stack
 
     def start(seed: int, state: TrainState) -> TrainState:
         source = variables(seed) if callable(variables) else variables
         state = state.replace(params=_take(state.params, source.get("params", {}), fresh),
                               batch_stats=_take(state.batch_stats, source.get("batch_stats", {}), fresh))
-        return state if trainable == "all" else set_trainable(state, trainable, state.tx, sample_input)
+        if trainable == "all":
+            return state
+        if (first := masked.get(id(state.tx))) is None:
+            first = masked[id(state.tx)] = set_trainable(state, trainable, state.tx, sample_input)
+            return first
+        return state.replace(model=first.model, tx=first.tx, opt_state=first.tx.init(state.params))
 
     return start
 
