@@ -24,7 +24,8 @@ def warm_start(variables: Variables | Callable[[int], Variables], sample_input: 
     the others get zero updates and their BatchNorm runs in inference mode).
     ``sample_input`` (an array or ``jax.ShapeDtypeStruct``) gives the layers' order."""
     fresh = frozenset(fresh)
-    masked: dict[int, TrainState] = {}  # per optimizer, the first model's: one masked one for all, so that they stack
+    masked: list[tuple[Any, TrainState]] = []  # (optimizer, the first model's state): one masked optimizer for
+    # all the models of a fit, so that their states stack
 
     def start(seed: int, state: TrainState) -> TrainState:
         source = variables(seed) if callable(variables) else variables
@@ -32,9 +33,10 @@ def warm_start(variables: Variables | Callable[[int], Variables], sample_input: 
                               batch_stats=_take(state.batch_stats, source.get("batch_stats", {}), fresh))
         if trainable == "all":
             return state
-        if (first := masked.get(id(state.tx))) is None:
-            first = masked[id(state.tx)] = set_trainable(state, trainable, state.tx, sample_input)
-            return first
+        first = next((done for tx, done in masked if tx is state.tx), None)
+        if first is None:
+            masked.append((state.tx, set_trainable(state, trainable, state.tx, sample_input)))
+            return masked[-1][1]
         return state.replace(model=first.model, tx=first.tx, opt_state=first.tx.init(state.params))
 
     return start
