@@ -33,6 +33,7 @@ import flax.linen as nn
 import jax
 
 from jaxcv import data as jdata
+from jaxcv.data.smallsets import as_input, per_class
 from jaxcv.errors import UsageError
 from jaxcv.files import read_json, write_json, write_text
 from jaxcv.train import (OPTIMIZERS, Arrays, BatchStream, FitResult, History, NonFiniteLossError, TensorBoardLog,
@@ -108,9 +109,11 @@ class StudyParser(argparse.ArgumentParser):
 
 
 def parser(study: str, description: str, *, dataset: str, epochs: int, batch_size: int, seeds: int,
-           optimizer: str | None = None, lr: float | None = None, examples: int | None = None) -> StudyParser:
-    """The options every study takes, with the study's defaults; ``--optimizer``, ``--lr`` and
-    ``--examples`` (test images in its figures) when it gives their defaults."""
+           optimizer: str | None = None, lr: float | None = None, examples: int | None = None,
+           train_per_class: int | None = None) -> StudyParser:
+    """The options every study takes, with the study's defaults; ``--optimizer``, ``--lr``,
+    ``--examples`` (test images in its figures) and ``--train-per-class`` (with
+    ``--image-size``: the transfer studies' small sets) when it gives their defaults."""
     datasets = ", ".join((*jdata.CATALOGUED, *jdata.EMBEDDED))
     p = base_parser(study, description, f"datasets: {datasets} (embedded ones are generated offline; any TFDS "
                     "image classification dataset name also works). Rerun the same command to resume an "
@@ -130,6 +133,11 @@ def parser(study: str, description: str, *, dataset: str, epochs: int, batch_siz
         p.add_argument("--optimizer", choices=OPTIMIZERS, default=optimizer, help="optimizer")
     if lr is not None:
         p.add_argument("--lr", type=positive_float, default=lr, help="learning rate")
+    if train_per_class is not None:
+        p.add_argument("--train-per-class", type=positive_int, default=train_per_class,
+                       help="the small training set: the first N training images of each class")
+        p.add_argument("--image-size", type=positive_int, default=None,
+                       help="resize every image to N x N (three channels) for the network (default: the dataset's size)")
     if examples is not None:
         p.add_control("--examples", type=positive_int, default=examples, help="test images in the figures")
     p.add_control("--epochs", type=positive_int, default=epochs, help="epochs per run")
@@ -192,14 +200,20 @@ class Study:
             raise UsageError(f"{self.out} holds checkpoints of a run with other settings "
                              f"({', '.join(changed)}); pass another --out or delete that folder")
 
-    def load_data(self, dataset: str | None = None) -> tuple[Arrays, Arrays, int]:
+    def load_data(self, dataset: str | None = None, *, small: bool = True) -> tuple[Arrays, Arrays, int]:
         """The train split, test split and class count of ``dataset`` (default: ``--dataset``),
-        the splits cut to ``--train-size`` and ``--test-size``."""
+        the splits cut to ``--train-size`` and ``--test-size``.  A transfer study's (one with
+        ``--train-per-class``) has its training split cut to that many images per class
+        (unless not ``small``), and the images of both resized to ``--image-size``, in three
+        channels."""
         a = self.args
         dataset = dataset or a.dataset
-        train = jdata.load_split(dataset, "train", a.data_dir)
-        test = jdata.load_split(dataset, "test", a.data_dir)
-        return _first(train, a.train_size), _first(test, a.test_size), jdata.num_classes(dataset, a.data_dir)
+        train, test = (_first(jdata.load_split(dataset, split, a.data_dir), n)
+                       for split, n in (("train", a.train_size), ("test", a.test_size)))
+        if hasattr(a, "train_per_class"):
+            train = per_class(train, a.train_per_class) if small else train
+            train, test = ({**s, "image": as_input(s["image"], a.image_size)} for s in (train, test))
+        return train, test, jdata.num_classes(dataset, a.data_dir)
 
     def run(self, variant: str, model: nn.Module, train: Arrays, val: Arrays | None, *,
             seeds: int | None = None, **fit_options: Any) -> list[FitResult]:

@@ -33,6 +33,8 @@ from jaxcv.train.steps import Augment
 EpochHook = Callable[[int, Mapping[int, Record]], None]
 """``hook(epoch, records)``: after every epoch, the new record of each model that trained in
 it, by model index (``TensorBoardLog`` is one)."""
+WarmStart = Callable[[int, TrainState], TrainState]
+"""``warm_start(seed, state) -> state``: the model of ``seed`` as it starts training."""
 
 
 class NonFiniteLossError(UsageError):
@@ -58,6 +60,9 @@ class FitOptions:
     checkpoint_dir: str | Path | None = None
     """Save every epoch there; a rerun resumes from the newest checkpoint."""
     on_epoch: EpochHook | None = None
+    warm_start: WarmStart | None = None
+    """Turns each freshly initialised model into the one to train (pretrained layers, a
+    new head, frozen layers: ``jaxcv.transfer.warm_start``)."""
     progress: bool = True
     desc: str = "fit"
 
@@ -138,7 +143,7 @@ def fit_many(model: nn.Module, train: Arrays | BatchStream, val: Arrays | None, 
                                    seeds, hparams, opts.epochs, opts.batch_size, eval_batch_size, opts.desc)
     epochs = training_epochs(train, loss_fn=opts.loss_fn, batch_size=opts.batch_size, augment=opts.augment, mesh=mesh)
     evaluator = None if val is None else Evaluator(val, loss_fn=opts.loss_fn, batch_size=eval_batch_size, mesh=mesh)
-    models = _init_models(model, sample_input(epochs), opts.optimizer, seeds, hparams, mesh)
+    models = _init_models(model, sample_input(epochs), opts.optimizer, seeds, hparams, mesh, opts.warm_start)
     ckpt = Checkpointer(opts.checkpoint_dir) if opts.checkpoint_dir is not None else None
     try:
         models = _resumed(models, ckpt, opts.epochs)
@@ -162,14 +167,17 @@ def _checked_hparams(seeds: Sequence[int], hparams: Mapping[str, Sequence[float]
 
 
 def _init_models(model: nn.Module, sample: jax.Array, optimizer: optax.GradientTransformation,
-                 seeds: Sequence[int], hparams: Mapping[str, Sequence[float]], mesh: Mesh) -> _Models:
-    """K fresh models, model k initialised from ``seeds[k]`` with its ``hparams``, stacked and
-    replicated over ``mesh``."""
+                 seeds: Sequence[int], hparams: Mapping[str, Sequence[float]], mesh: Mesh,
+                 warm_start: WarmStart | None = None) -> _Models:
+    """K fresh models, model k initialised from ``seeds[k]`` (then ``warm_start``) with its
+    ``hparams``, stacked and replicated over ``mesh``."""
     init = jax.jit(create_state, static_argnums=(0, 1))  # one program for the K (the eager values, bit for bit)
     states, rngs = [], []
     for i, seed in enumerate(seeds):
         init_rng, epoch_rng = jax.random.split(jax.random.key(seed))
         state = init(model, optimizer, sample, init_rng)
+        if warm_start is not None:
+            state = warm_start(seed, state)
         states.append(members.with_hparams(state, {name: v[i] for name, v in hparams.items()}))
         rngs.append(epoch_rng)
     return _Models(parallel.put_replicated(members.stack(states), mesh), jnp.stack(rngs),
