@@ -22,7 +22,7 @@ from jaxcv.synthesis import Jitter, Network, Settings, optimise
 from jaxcv.synthesis.filters import best_units, channel_means, display, filter_objective, grey_noise
 from jaxcv.synthesis.optimisers import NormalisedGradient
 from jaxcv.synthesis.samples import PHOTOGRAPHS, load_image
-from jaxcv.synthesis.study import add_weights_option, network_for, open_study, write_json
+from jaxcv.synthesis.study import add_weights_option, network_for, open_study
 from jaxcv.viz import image_grid, markdown_table
 
 STUDY = "activation_maximization"
@@ -79,7 +79,7 @@ def run(argv: Sequence[str] | None = None, network: Network | None = None) -> No
                titles=[f"{i}: {achieved[i]:.0f} (×{ratio_text(ratio[i])})" for i in shown],
                title=f"{layer}: the best {len(shown)} of {args.units} filters (activation after ReLU, "
                      "× its mean over photographs)", cell_inches=1.4)
-    write_json(study, "activations", {"layer": args.layer, "objective": layer, "units": units.tolist(),
+    study.write_results("activations", {"layer": args.layer, "objective": layer, "units": units.tolist(),
                                       "start": start.tolist(), "achieved": achieved.tolist(),
                                       "natural_mean": natural.tolist(), "objective_value": result.terms["activation"].tolist(),
                                       "iterations": list(result.iterations), "shown": shown.tolist()})

@@ -22,7 +22,7 @@ from jaxcv.errors import UsageError
 from jaxcv.synthesis import Network, score
 from jaxcv.synthesis.dream import PRESETS, Dream, dream_objective, dream_settings, octave_shapes, optimise_octaves
 from jaxcv.synthesis.samples import load_image
-from jaxcv.synthesis.study import add_weights_option, network_for, open_study, write_json
+from jaxcv.synthesis.study import add_weights_option, network_for, open_study
 from jaxcv.viz import image_grid, markdown_table
 
 STUDY = "deep_dream"
@@ -82,7 +82,7 @@ def run(argv: Sequence[str] | None = None, network: Network | None = None) -> No
 
     image_grid([image, *dreams.values()], study.figure("dreams"), titles=[args.image, *dreams], rows=1,
                title=f"deep dream of {args.image}", cell_inches=2.5)
-    write_json(study, "scores", scores)
+    study.write_results("scores", scores)
     rows = []
     for name, terms in scores.items():
         layers = VARIANTS[name].layers

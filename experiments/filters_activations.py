@@ -11,7 +11,6 @@ first and last saved epochs); without it, the model is trained here first.
 
 from __future__ import annotations
 
-import json
 from typing import Sequence
 
 import numpy as np
@@ -78,7 +77,7 @@ def run(argv: Sequence[str] | None = None) -> None:
                "first_epoch": first.epoch, "last_epoch": last.epoch, "layer": layer, "image": args.image,
                "filter_distance": distance.tolist(), "filter_relative_change": np.asarray(change.relative).tolist(),
                "relative_change": relative, "figures": [f"{f}.png" for f in figures]}
-    (study.out / "results.json").write_text(json.dumps(results, indent=1))
+    study.write_results("results", results)
     moved = f"‖epoch {last.epoch} − epoch {first.epoch}‖ / ‖epoch {first.epoch}‖"
     table = markdown_table(["parameters", moved],
                            [(path, f"{r:.4f}") for path, r in relative.items()])

@@ -20,7 +20,7 @@ from jaxcv.data.images import write_png
 from jaxcv.errors import UsageError
 from jaxcv.synthesis import Network, optimise
 from jaxcv.synthesis.samples import load_image
-from jaxcv.synthesis.study import add_weights_option, network_for, open_study, write_json
+from jaxcv.synthesis.study import add_weights_option, network_for, open_study
 from jaxcv.synthesis.style import STYLE_LAYERS, noise_image, style_objective, style_settings
 from jaxcv.viz import image_grid, markdown_table
 
@@ -78,7 +78,7 @@ def run(argv: Sequence[str] | None = None, network: Network | None = None) -> No
     numbers = {name: {"iterations": list(r.iterations), "evaluations": r.evaluations[0].tolist(),
                       **{term: values[0].tolist() for term, values in r.terms.items()}, "loss": r.loss[0].tolist()}
                for name, r in results.items()}
-    write_json(study, "losses", numbers)
+    study.write_results("losses", numbers)
 
     rows = []
     for name, n in numbers.items():

@@ -11,7 +11,6 @@ images among the first --measure test images, beside how often a patch anywhere 
 
 from __future__ import annotations
 
-import json
 from typing import Sequence
 
 import numpy as np
@@ -93,7 +92,7 @@ def run(argv: Sequence[str] | None = None) -> None:
         print(f"worst patch on the shape: {rate['worst_patch_on_shape']}, any patch: {rate['any_patch_on_shape']} "
               f"({rate['correct']} correct of {n})")
     print(table)
-    (study.out / "results.json").write_text(json.dumps(results, indent=1))
+    study.write_results("results", results)
     study.write_summary(
         f"# Occlusion, saliency and Grad-CAM of {type(model).__name__} on {dataset}\n\nVariant `{trained.variant}` "
         f"seed {trained.seed} of `{trained.run_dir}` after epoch {trained.epoch}.  A {patch}x{patch} patch of the "

@@ -8,7 +8,6 @@ study trained (e.g. runs/mnist_baseline/mnist); without it, the model is trained
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Sequence
 
@@ -55,7 +54,7 @@ def run(argv: Sequence[str] | None = None) -> None:
                        title=f"t-SNE of {len(images):,} {dataset} test images: {name}")
     table = markdown_table(["embedded", "dimensions", f"{args.k}-NN accuracy (2-D)", "t-SNE s"], rows)
     print(table)
-    (study.out / "results.json").write_text(json.dumps(results, indent=1))
+    study.write_results("results", results)
     study.write_summary(
         f"# t-SNE of {results['model']}'s features\n\nThe first {len(images):,} test images, t-SNE (perplexity "
         f"{args.perplexity:g}) of the model's features and of the raw pixels; leave-one-out {args.k}-NN accuracy "

@@ -284,6 +284,13 @@ class Study:
             self.identity_path.parent.mkdir(exist_ok=True)
             write_json(self.identity_path, self.config)
 
+    def write_results(self, name: str, obj: Any) -> Path:
+        """A study's numbers as ``<out>/<name>.json`` (atomic, strict JSON; process 0 only)."""
+        path = self.out / f"{name}.json"
+        if parallel.is_primary():
+            write_json(path, obj)
+        return path
+
     def figure(self, name: str) -> Path:
         """Where to draw the figure ``name``: in the run folder on process 0, in a scratch
         folder thrown away on the other processes of a multi-process job."""

@@ -1,14 +1,13 @@
 """What the synthesis studies (activation maximisation, deep dream, neural style) share: the
-pretrained VGG16 they optimise against, their inputs checked before the run folder is touched,
-and their numbers as JSON."""
+pretrained VGG16 they optimise against and their inputs checked before the run folder is
+touched."""
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Callable, Sequence, TypeVar
 
-from jaxcv import experiment, files
+from jaxcv import experiment
 from jaxcv.synthesis.network import CHECKOUT_WEIGHTS, Network, default_vgg16_weights, vgg16
 
 Inputs = TypeVar("Inputs")
@@ -36,8 +35,3 @@ def network_for(args: argparse.Namespace, network: Network | None) -> tuple[Netw
     if network is not None:
         return network, f"a given {type(network.model).__name__} (not --weights)"
     return vgg16(args.weights), f"VGG16 weights `{args.weights}`"
-
-
-def write_json(study: experiment.Study, name: str, obj: Any) -> Path:
-    """``<out>/<name>.json``, written atomically (strict JSON: non-finite numbers as strings)."""
-    return files.write_json(study.out / f"{name}.json", obj)
