@@ -368,7 +368,7 @@ def main(run: Callable[[], None]) -> None:
     running it can fix) becomes one line and exit code 2, an interrupt a hint to resume (exit
     130); any other exception is a bug and keeps its traceback.  A SIGTERM (a cluster's
     scheduler pre-empting the job) stops it as a Ctrl-C does, resumable."""
-    signal.signal(signal.SIGTERM, _terminated)
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         enable_compilation_cache()
         maybe_initialize_distributed()
@@ -380,3 +380,5 @@ def main(run: Callable[[], None]) -> None:
         print("interrupted: rerun the same command to resume from the last finished epoch",
               file=sys.stderr)
         raise SystemExit(130) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)

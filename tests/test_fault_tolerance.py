@@ -122,10 +122,16 @@ def test_a_ctrl_c_during_a_save_takes_effect_once_the_epoch_is_saved(tmp_path, m
         return save(*args, **kwargs)
 
     monkeypatch.setattr(ckpt._manager, "save", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        ckpt.save(1, _tree(1), {"epoch": 1})
+    # Python's own Ctrl-C handler, as in a terminal (a shell's background job starts with SIGINT
+    # ignored, and an ignored SIGINT stays ignored)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            ckpt.save(1, _tree(1), {"epoch": 1})
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert ckpt.restore_latest(_tree(0))[1] == {"epoch": 1} and capsys.readouterr().err == ""
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     ckpt.close()
 
 
@@ -247,12 +253,10 @@ def test_a_sigterm_stops_a_study_as_a_ctrl_c_does(capsys):
         signal.raise_signal(signal.SIGTERM)
 
     previous = signal.getsignal(signal.SIGTERM)
-    try:
-        with pytest.raises(SystemExit) as exit_:
-            experiment.main(preempted)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    with pytest.raises(SystemExit) as exit_:
+        experiment.main(preempted)
     assert exit_.value.code == 130 and "rerun the same command to resume" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) is previous
 
 
 def test_a_sigterm_during_a_save_waits_for_the_epoch(tmp_path, monkeypatch):
