@@ -113,24 +113,33 @@ def test_a_damaged_latest_epoch_is_named_set_aside_and_the_previous_one_restored
     ckpt.close()
 
 
-def test_a_ctrl_c_during_a_save_takes_effect_once_the_epoch_is_saved(tmp_path, monkeypatch, capsys):
+def _terminated(signum, frame):
+    from jaxcv import experiment
+
+    experiment._terminated(signum, frame)
+
+
+@pytest.mark.parametrize("signum, handler", [
+    # Python's own Ctrl-C handler, as in a terminal (a shell's background job starts with SIGINT
+    # ignored, and an ignored SIGINT stays ignored); a study's SIGTERM handler
+    (signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, _terminated)])
+def test_an_interrupt_during_a_save_takes_effect_once_the_epoch_is_saved(signum, handler, tmp_path, monkeypatch,
+                                                                         capsys):
     ckpt = Checkpointer(tmp_path / "c")
     save = ckpt._manager.save
 
     def interrupted(*args, **kwargs):
-        signal.raise_signal(signal.SIGINT)
+        signal.raise_signal(signum)
         return save(*args, **kwargs)
 
     monkeypatch.setattr(ckpt._manager, "save", interrupted)
-    # Python's own Ctrl-C handler, as in a terminal (a shell's background job starts with SIGINT
-    # ignored, and an ignored SIGINT stays ignored)
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    previous = signal.signal(signum, handler)
     try:
         with pytest.raises(KeyboardInterrupt):
             ckpt.save(1, _tree(1), {"epoch": 1})
-        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert signal.getsignal(signum) is handler
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.signal(signum, previous)
     assert ckpt.restore_latest(_tree(0))[1] == {"epoch": 1} and capsys.readouterr().err == ""
     ckpt.close()
 
@@ -257,24 +266,3 @@ def test_a_sigterm_stops_a_study_as_a_ctrl_c_does(capsys):
         experiment.main(preempted)
     assert exit_.value.code == 130 and "rerun the same command to resume" in capsys.readouterr().err
     assert signal.getsignal(signal.SIGTERM) is previous
-
-
-def test_a_sigterm_during_a_save_waits_for_the_epoch(tmp_path, monkeypatch):
-    from jaxcv import experiment
-
-    ckpt = Checkpointer(tmp_path / "c")
-    save = ckpt._manager.save
-
-    def preempted(*args, **kwargs):
-        signal.raise_signal(signal.SIGTERM)
-        return save(*args, **kwargs)
-
-    monkeypatch.setattr(ckpt._manager, "save", preempted)
-    previous = signal.signal(signal.SIGTERM, experiment._terminated)
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            ckpt.save(1, _tree(1), {"epoch": 1})
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    assert ckpt.restore_latest(_tree(0))[1] == {"epoch": 1}
-    ckpt.close()
