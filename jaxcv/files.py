@@ -8,12 +8,13 @@ strings back into floats.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Iterator
 
 from jaxcv.errors import UsageError
 
@@ -42,20 +43,30 @@ def from_json(obj: Any) -> Any:
     return obj
 
 
-def write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically: a synced temporary file beside it, renamed."""
+@contextlib.contextmanager
+def replacing(path: str | Path, *, sync: bool = False) -> Iterator[BinaryIO]:
+    """A binary file whose content becomes ``path``'s when the block ends: a temporary file
+    beside it (synced first if ``sync``), renamed over ``path``; removed if the block raises.
+    A kill or a crash leaves the old file or the new one, never a part."""
     path = Path(path)
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(temp, path)
     finally:
         if os.path.exists(temp):
             os.unlink(temp)
-    return path
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically and synced (``replacing``)."""
+    with replacing(path, sync=True) as f:
+        f.write(text.encode())
+    return Path(path)
 
 
 def write_json(path: str | Path, obj: Any) -> Path:

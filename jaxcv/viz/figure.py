@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
+
+from jaxcv.files import replacing  # noqa: E402
 
 
 def save_figure(fig: plt.Figure, path: str | Path, rect: tuple[float, float, float, float] | None = None) -> Path:
@@ -18,13 +18,9 @@ def save_figure(fig: plt.Figure, path: str | Path, rect: tuple[float, float, flo
     renamed), so a killed run leaves the old figure or the new one, never a part."""
     fig.tight_layout(rect=rect)
     path = Path(path)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with replacing(path) as f:
             fig.savefig(f, dpi=120, format=path.suffix.lstrip(".") or "png")
-        os.replace(temp, path)
     finally:
         plt.close(fig)
-        if os.path.exists(temp):
-            os.unlink(temp)
     return path
