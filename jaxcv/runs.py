@@ -15,6 +15,7 @@ and read it back the same way (``inspected_run``).
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 from pathlib import Path
 from typing import Any, Mapping, NamedTuple
@@ -129,20 +130,32 @@ def check_model(model: nn.Module, variables: Mapping[str, Any], images: np.ndarr
                          "pass the --model that trained it")
 
 
-def add_source_options(parser: experiment.StudyParser) -> None:
+def add_source_options(parser: experiment.StudyParser, *, seed_option: str = "--seed",
+                       trains: bool = True) -> None:
     """The options by which an inspecting study names the model it looks at: a run of an
-    earlier study (``--from``) or the model to train here (``--model``), both defining the
-    study's run folder, and which of the runs and epochs to look at (which do not)."""
+    earlier study (``--from``) or, if the study ``trains``, the model to train here
+    (``--model``), both defining the study's run folder, and which of the runs and epochs to
+    look at (which do not).  The seed's option is ``seed_option`` (a study whose ``--seed``
+    means something else names another), read back as ``args.run_seed``."""
     parser.add_argument("--from", dest="source", type=Path, default=None,
-                        help="inspect a model an earlier study trained (its run folder, read only) instead of "
-                             "training one here first; its dataset is the one that run used")
+                        help="inspect a model an earlier study trained (its run folder, read only)"
+                             + (" instead of training one here first" if trains else "")
+                             + "; its dataset is the one that run used")
     parser.add_argument("--model", default=None,
-                        help="the registered model trained here, or the one that trained the --from run "
-                             "(default: chosen by dataset)")
+                        help=("the registered model trained here, or " if trains else "")
+                             + "the one that trained the --from run (default: chosen by dataset)")
     parser.add_control("--variant", default=None, help="with --from: which of its variants (default: its first)")
-    parser.add_control("--seed", type=int, default=0, help="which seed's model")
+    parser.add_control(seed_option, dest="run_seed", type=int, default=0, help="which seed's model")
     parser.add_control("--epoch", type=experiment.positive_int, default=None,
                        help="the saved epoch to inspect (default: the last)")
+
+
+def restore_source(args: argparse.Namespace, model: nn.Module, images: np.ndarray) -> RestoredRun:
+    """The ``--from`` run's variables chosen by ``add_source_options``' options, checked to be
+    ``model``'s for ``images`` (a batch of the dataset's)."""
+    restored = load_run(args.source, args.variant, args.run_seed, args.epoch)
+    check_model(model, restored.variables, images, args.source)
+    return restored
 
 
 def source_dataset(study: experiment.Study) -> str:
@@ -184,7 +197,5 @@ def inspected_run(study: experiment.Study) -> Inspected:
     if args.source is None:
         print(f"no --from run given: training {name} on {dataset} for {args.epochs} epoch(s) first")
         study.run(name, model, train, test, optimizer=make_optimizer(args.optimizer, args.lr))
-        return Inspected(dataset, train, test, model, load_run(study.out, name, args.seed, args.epoch))
-    restored = load_run(args.source, args.variant, args.seed, args.epoch)
-    check_model(model, restored.variables, test["image"][:1], args.source)
-    return Inspected(dataset, train, test, model, restored)
+        return Inspected(dataset, train, test, model, load_run(study.out, name, args.run_seed, args.epoch))
+    return Inspected(dataset, train, test, model, restore_source(args, model, test["image"][:1]))

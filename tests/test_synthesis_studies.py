@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, study
+from jaxcv.errors import UsageError
 from jaxcv.models.layers import Conv, max_pool
 from jaxcv.synthesis import Network, optimise
 from jaxcv.synthesis.dream import dream_objective
@@ -46,7 +47,7 @@ def tiny() -> Network:
 
 def test_activation_maximization(tmp_path, tiny):
     study("activation_maximization").run(["--out", str(tmp_path), "--no-progress", "--units", "6", "--size", "32",
-                                          "--iterations", "3", "--show", "4", "--batch-size", "4"], network=tiny)
+                                          "--iterations", "3", "--show", "4", "--batch-size", "4", "--preset", "keras"], network=tiny)
     numbers = json.loads((tmp_path / "activations.json").read_text())
     assert numbers["objective"] == "conv5_1_pre_relu" and len(numbers["achieved"]) == 6 and len(numbers["shown"]) == 4
     value = np.asarray(numbers["objective_value"])
@@ -54,6 +55,27 @@ def test_activation_maximization(tmp_path, tiny):
     summary = (tmp_path / "summary.md").read_text()
     assert "a given TinyVGG" in summary and "filters 0–5 of conv5_1" in summary
     assert (tmp_path / "filters.png").stat().st_size > 0
+
+
+def test_activation_maximization_of_a_trained_classifiers_logits(shapes_cifar, run_study, data_dir, tmp_path):
+    trained = tmp_path / "trained"
+    run_study("mnist_baseline", trained, "--dataset", "shapes/cifar", "--train-size", "256", "--test-size", "64",
+              "--batch-size", "64", "--epochs", "2")
+    out = tmp_path / "classes"
+    study("activation_maximization").run(["--from", str(trained), "--model", "mnist_cnn", "--data-dir", data_dir,
+                                          "--out", str(out), "--no-progress", "--test-size", "64",
+                                          "--iterations", "40", "--step", "8"])
+    numbers = json.loads((out / "activations.json").read_text())
+    classes = list(range(10))
+    assert numbers["units"] == classes and numbers["objective"] == "outputs"
+    assert numbers["predicted"] == classes  # every class's image is classified as that class
+    assert all(a > s for a, s in zip(numbers["achieved"], numbers["start"]))
+    summary = (out / "summary.md").read_text()
+    assert "MnistCNN" in summary and "one image per class at 32×32×3" in summary and "clipped to [0, 1]" in summary
+    assert (out / "classes.png").stat().st_size > 5_000
+    with pytest.raises(UsageError, match="--units name"):
+        study("activation_maximization").run(["--from", str(trained), "--units", "3", "--out", str(tmp_path / "bad")])
+    assert not (tmp_path / "bad").exists()
 
 
 def test_neural_style(tmp_path, tiny):

@@ -5,6 +5,7 @@ standardised for display."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import jax
@@ -15,6 +16,7 @@ from jaxcv.synthesis.engine import Result, Settings
 from jaxcv.synthesis.network import Network
 from jaxcv.synthesis.objectives import Activation, Objective
 from jaxcv.synthesis.optimisers import NormalisedGradient
+from jaxcv.synthesis.transforms import Jitter
 
 
 def filter_objective(layer: str = "conv5_1") -> Objective:
@@ -22,17 +24,56 @@ def filter_objective(layer: str = "conv5_1") -> Objective:
     return Objective(maximise={"activation": Activation(layer)})
 
 
+@dataclasses.dataclass(frozen=True)
+class Ascent:
+    """Normalised gradient ascent: ``iterations`` steps of ``step`` grey levels (0-255) over the
+    gradient's RMS, a random shift of up to ``jitter`` px and a blur of ``blur`` px each step,
+    pixels clipped to ``[0, 1]`` after each if ``clip``."""
+
+    iterations: int
+    step: float
+    jitter: int = 0
+    blur: float = 0.0
+    clip: bool = False
+
+    def settings(self, snapshots: tuple[int, ...] = ()) -> Settings:
+        return Settings(self.iterations, NormalisedGradient(self.step / 255), jitter=Jitter(self.jitter),
+                        blur=self.blur, clip=self.clip, snapshots=snapshots)
+
+
+PRESETS = {
+    "keras": Ascent(iterations=20, step=1.0),
+    "long": Ascent(iterations=200, step=4.0, jitter=1, clip=True),
+}
+"""``keras``: conv_filter_visualization.py's loop (nothing clipped until display).  ``long``:
+enough steps for units that start far below zero before their ReLU to become active (60 steps
+left 3 of 32 conv5_1 filters below zero), a one-pixel jitter against single-pixel patterns, the
+image kept a valid one."""
+
+
 def filter_settings(iterations: int = 20, step: float = 1 / 255, snapshots: tuple[int, ...] = ()) -> Settings:
     """Keras' loop: ``iterations`` steps of normalised gradient ascent, step 1 on the 0-255
     input, nothing clipped until display."""
-    return Settings(iterations=iterations, optimiser=NormalisedGradient(step), clip=False, snapshots=snapshots)
+    return Ascent(iterations, step * 255).settings(snapshots)
 
 
-def grey_noise(key: jax.Array, count: int, size: int = 128) -> jax.Array:
-    """``count`` mid-grey images with uniform noise of 10 grey levels.  (Keras put 128 +- 10
-    straight into VGG16's mean-subtracted input, which is near white; mid-grey is the neutral
-    start on any network.)"""
-    return 0.5 + jax.random.uniform(key, (count, size, size, 3), minval=-10 / 255, maxval=10 / 255)
+def grey_noise(key: jax.Array, count: int, size: int | tuple[int, int] = 128, channels: int = 3) -> jax.Array:
+    """``count`` mid-grey images (``size`` square, or ``(H, W)``) with uniform noise of 10 grey
+    levels.  (Keras put 128 +- 10 straight into VGG16's mean-subtracted input, which is near
+    white; mid-grey is the neutral start on any network.)"""
+    height, width = (size, size) if isinstance(size, int) else size
+    return 0.5 + jax.random.uniform(key, (count, height, width, channels), minval=-10 / 255, maxval=10 / 255)
+
+
+def ratio_to_natural(achieved: np.ndarray, natural: np.ndarray, units: np.ndarray) -> np.ndarray:
+    """Each image's ``achieved`` activation over its unit's mean on natural images, the unit's
+    mean floored at the mean over every unit of the layer (``natural``, one per unit): a unit
+    silent or nearly so on natural images must beat what a typical unit of its layer does
+    there, instead of dividing by zero.  NaN where that reference is not > 0 (no unit of the
+    layer is active on natural images on average)."""
+    reference = np.maximum(natural[units], natural.mean())
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(reference > 0, achieved / reference, np.nan)
 
 
 def display(image: np.ndarray) -> np.ndarray:
