@@ -30,33 +30,13 @@ from jaxcv.errors import UsageError
 from jaxcv.synthesis import Network, optimise, score
 from jaxcv.synthesis.samples import load_image
 from jaxcv.synthesis.study import add_weights_option, network_for, open_study
-from jaxcv.synthesis.style import STYLE_LAYERS, noise_image, style_objective, style_settings
+from jaxcv.synthesis.style import PRESETS, STYLE_LAYERS, noise_image, style_objective, style_settings
 from jaxcv.viz import image_grid, markdown_table
 
 STUDY = "neural_style"
 LAYER_SETS = {"all": STYLE_LAYERS, "first": ("conv1_1", "conv2_1"), "last": ("conv4_1", "conv5_1")}
 SNAPSHOTS = (1, 5, 10, 20)
 
-
-@dataclasses.dataclass(frozen=True)
-class Preset:
-    """The starting image (``noise`` or ``content``) and the content and total-variation weights,
-    set for an image of ``pixels`` pixels and scaled to the image's (``None``: used as they are)."""
-
-    start: str
-    content_weight: float
-    tv_weight: float
-    pixels: int | None = None
-
-    def for_image(self, shape: tuple[int, ...]) -> Preset:
-        """The preset with its weights for an image of ``shape`` and ``pixels`` cleared."""
-        scale = 1.0 if self.pixels is None else self.pixels / (shape[0] * shape[1])
-        return dataclasses.replace(self, content_weight=self.content_weight * scale, tv_weight=self.tv_weight * scale,
-                                   pixels=None)
-
-
-PRESETS = {"keras": Preset(start="noise", content_weight=0.025, tv_weight=1.0),
-           "content": Preset(start="content", content_weight=2.0, tv_weight=0.1, pixels=96 * 96)}
 
 
 def run(argv: Sequence[str] | None = None, network: Network | None = None) -> None:

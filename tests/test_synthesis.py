@@ -18,7 +18,7 @@ from jaxcv.synthesis import (LBFGS, Activation, Adam, Content, ImageL2, Jitter, 
                              NormalisedGradient, Objective, Probe, Settings, Style, TotalVariation,
                              gaussian_blur, gram_matrix, l2, optimise, rgb_unit, total_variation)
 from jaxcv.synthesis.dream import PRESETS, dream_objective, dream_settings, octave_shapes, optimise_octaves
-from jaxcv.synthesis.filters import best_units, filter_objective, filter_settings, grey_noise
+from jaxcv.synthesis.filters import best_units, filter_objective, filter_settings, grey_noise, ratio_to_natural
 from jaxcv.synthesis.samples import CONTENT_SAMPLES, SAMPLES, STYLE_SAMPLES, load_image
 from jaxcv.synthesis.style import STYLE_LAYERS, noise_image, style_objective, style_settings
 
@@ -267,3 +267,10 @@ def test_samples_load_offline_and_paths_are_checked(tmp_path):
         load_image(tmp_path / "nope.jpg")
     with pytest.raises(UsageError, match="rows is 0"):
         load_image("coffee", rows=0)
+
+
+def test_ratio_to_natural_floors_silent_units_at_the_layer_mean():
+    natural = np.array([0.0, 4.0, 2.0, 2.0])  # unit 0 silent on natural images; the layer's mean is 2
+    ratio = ratio_to_natural(np.array([10.0, 10.0, 10.0]), natural, np.array([0, 1, 2]))
+    np.testing.assert_allclose(ratio, [5.0, 2.5, 5.0])
+    assert np.isnan(ratio_to_natural(np.array([1.0]), np.array([0.0, -1.0]), np.array([0]))[0])

@@ -87,7 +87,11 @@ def test_neural_style(tmp_path, tiny):
     for numbers in losses.values():
         assert numbers["iterations"] == [0, 1, 2] and numbers["style"][-1] < numbers["style"][0]
     assert all((tmp_path / f"{name}.png").exists() for name in ("all", "last", "iterations"))
-    assert "32×48 px" in (tmp_path / "summary.md").read_text()
+    summary = (tmp_path / "summary.md").read_text()
+    # the content preset's weights, set for 96x96, scaled to 32x48: 2 and 0.1 times 9216 / 1536
+    assert "32×48 px; content conv4_2 × 12, style × 1, total variation × 0.6" in summary
+    assert "from the content image" in summary
+    assert all(n["content_error"][0] == 0 for n in losses.values())  # it starts as the content
 
 
 def test_deep_dream(tmp_path, tiny):

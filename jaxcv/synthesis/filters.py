@@ -46,9 +46,9 @@ PRESETS = {
     "long": Ascent(iterations=200, step=4.0, jitter=1, clip=True),
 }
 """``keras``: conv_filter_visualization.py's loop (nothing clipped until display).  ``long``:
-enough steps for units that start far below zero before their ReLU to become active (60 steps
-left 3 of 32 conv5_1 filters below zero), a one-pixel jitter against single-pixel patterns, the
-image kept a valid one."""
+more and larger steps, for units that start far below zero before their ReLU (60 steps of 1
+level left 3 of the first 32 conv5_1 filters of the HED VGG16 below zero), a one-pixel jitter
+against single-pixel patterns, the image kept a valid one."""
 
 
 def filter_settings(iterations: int = 20, step: float = 1 / 255, snapshots: tuple[int, ...] = ()) -> Settings:

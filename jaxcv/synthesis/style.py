@@ -8,6 +8,7 @@ The weights assume VGG16's "caffe" input (0-255, mean-subtracted), which Keras' 
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Sequence
 
 import jax
@@ -61,3 +62,28 @@ def noise_image(key: jax.Array, shape: tuple[int, int]) -> jax.Array:
     """Uniform noise in ``[0, 1]``: on the caffe input, Keras' ``uniform(0, 255) - 128`` shifted
     by 128 minus each channel's mean (4 to 24 grey levels)."""
     return jax.random.uniform(key, (*shape, 3))
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """The starting image (``noise`` or ``content``) and the content and total-variation weights,
+    set for an image of ``pixels`` pixels and scaled to the image's (``None``: used as they are)."""
+
+    start: str
+    content_weight: float
+    tv_weight: float
+    pixels: int | None = None
+
+    def for_image(self, shape: tuple[int, ...]) -> Preset:
+        """The preset with its weights for an image of ``shape`` and ``pixels`` cleared."""
+        scale = 1.0 if self.pixels is None else self.pixels / (shape[0] * shape[1])
+        return dataclasses.replace(self, content_weight=self.content_weight * scale, tv_weight=self.tv_weight * scale,
+                                   pixels=None)
+
+
+PRESETS = {"keras": Preset(start="noise", content_weight=0.025, tv_weight=1.0),
+           "content": Preset(start="content", content_weight=2.0, tv_weight=0.1, pixels=96 * 96)}
+"""``keras``: the example's start and weights.  ``content``: from the content image, with content
+and total-variation weights chosen at 96x96 on the HED VGG16 (where Keras' content term is some
+300 times smaller than its style term, so the content never forms from noise) and scaled with
+the pixel count, as both terms grow with it and the style term does not."""
