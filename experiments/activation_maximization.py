@@ -3,8 +3,8 @@ or a trained jaxcv classifier's class logits (--from RUN_DIR).
 
 --preset keras is Keras' conv_filter_visualization.py (2016-17): 20 steps of normalised gradient
 ascent (step 1 on the 0-255 input) from grey noise at 128 px, nothing clipped; the default
---preset long takes 200 steps of 4 grey levels with a 1 px jitter, the image clipped to the valid range after
-each (--iterations, --step, --jitter, --blur override a preset).  All the units are optimised in
+--preset long takes 200 steps of 4 grey levels with a 1 px jitter, the image clipped to the
+valid range after each (--iterations, --step, --jitter, --blur override a preset).  All the units are optimised in
 one compiled call, VGG16's filters by default before their ReLU: a filter that is zero on the
 grey start has no gradient after the ReLU (Keras' run left those black and dropped them); --relu
 optimises after it, as Keras did.  The best --show images are drawn in a grid, each standardised
