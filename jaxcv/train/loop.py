@@ -21,14 +21,15 @@ from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
 from jaxcv.errors import UsageError
-from jaxcv.train import members, parallel
+from jaxcv.models.layers import use_conv_impl
+from jaxcv.train import autotune, members, parallel
 from jaxcv.train.callbacks import Callback, History, Record
 from jaxcv.train.checkpoint import Checkpointer
 from jaxcv.train.epochs import Arrays, BatchStream, DeviceEpochs, StreamedEpochs, sample_input, training_epochs
 from jaxcv.train.evaluation import Evaluator
 from jaxcv.train.losses import LossFn, classification
 from jaxcv.train.state import TrainState, create_state
-from jaxcv.train.steps import Augment
+from jaxcv.train.steps import Augment, compute_dtype
 
 EpochHook = Callable[[int, Mapping[int, Record]], None]
 """``hook(epoch, records)``: after every epoch, the new record of each model that trained in
@@ -60,10 +61,19 @@ class FitOptions:
     on_epoch: EpochHook | None = None
     progress: bool = True
     desc: str = "fit"
+    execution: str | None = None
+    """Convolution formulation and epoch driver (``jaxcv.train.autotune``): ``"auto"``
+    (measured once, cached), or pinned, e.g. ``"xla/unroll8"``; default ``$JAXCV_EXECUTION``,
+    else ``"auto"``.  It changes speed, not results (beyond float rounding)."""
+    precision: str = "float32"
+    """Compute dtype of training steps: ``"float32"`` or ``"bf16"`` (parameters and optimizer
+    state stay float32; evaluation is float32)."""
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
             raise UsageError(f"epochs must be >= 1, got {self.epochs}")
+        compute_dtype(self.precision)
+        autotune.parse_setting(autotune.setting(self.execution))
 
 
 @dataclasses.dataclass
@@ -72,6 +82,8 @@ class FitResult:
     history: History
     compile_seconds: float
     """Seconds spent compiling the epoch (or step) and evaluation functions, not in any epoch."""
+    execution: dict[str, Any] | None = None
+    """How it trained (``autotune.Choice.record()``); ``None`` if it had nothing left to train."""
 
 
 @dataclasses.dataclass
@@ -84,8 +96,9 @@ class _Models:
     histories: list[History]
     active: list[bool]
 
-    def results(self, compile_seconds: float) -> list[FitResult]:
-        return [FitResult(members.member(self.state, i), h, compile_seconds) for i, h in enumerate(self.histories)]
+    def results(self, compile_seconds: float, execution: dict[str, Any] | None = None) -> list[FitResult]:
+        return [FitResult(members.member(self.state, i), h, compile_seconds, execution)
+                for i, h in enumerate(self.histories)]
 
 
 def fit(model: nn.Module, train: Arrays | BatchStream, val: Arrays | None, *, seed: int = 0,
@@ -126,7 +139,8 @@ def fit_many(model: nn.Module, train: Arrays | BatchStream, val: Arrays | None, 
     parallel.check_batch_size(opts.batch_size, mesh)
     eval_batch_size = opts.eval_batch_size or max(opts.batch_size, 256 // mesh.size * mesh.size)
     parallel.check_batch_size(eval_batch_size, mesh)
-    epochs = training_epochs(train, loss_fn=opts.loss_fn, batch_size=opts.batch_size, augment=opts.augment, mesh=mesh)
+    epochs = training_epochs(train, loss_fn=opts.loss_fn, batch_size=opts.batch_size, augment=opts.augment, mesh=mesh,
+                             precision=opts.precision)
     evaluator = None if val is None else Evaluator(val, loss_fn=opts.loss_fn, batch_size=eval_batch_size, mesh=mesh)
     models = _init_models(model, sample_input(epochs), opts.optimizer, seeds, hparams, mesh)
     ckpt = Checkpointer(opts.checkpoint_dir) if opts.checkpoint_dir is not None else None
@@ -134,12 +148,17 @@ def fit_many(model: nn.Module, train: Arrays | BatchStream, val: Arrays | None, 
         models = _resumed(models, ckpt)
         if max(len(h) for h in models.histories) >= opts.epochs or not any(models.active):
             return models.results(0.0)
-        compile_seconds = _compile(epochs, evaluator, models)
+        active = jnp.asarray(models.active)
+        choice = autotune.resolve(opts.execution, epochs, models.state, models.rngs, active,
+                                  autotune.signature(models.state, epochs, models.rngs, mesh.size), opts.progress)
+        epochs = epochs.with_driver(choice.execution.driver)
+        with use_conv_impl(choice.execution.conv):  # read as the programs are traced
+            compile_seconds = _compile(epochs, evaluator, models)
         _train_epochs(models, epochs, evaluator, ckpt, opts, mesh)
     finally:
         if ckpt is not None:
             ckpt.close()
-    return models.results(compile_seconds)
+    return models.results(compile_seconds, choice.record())
 
 
 def _checked_hparams(seeds: Sequence[int], hparams: Mapping[str, Sequence[float]] | None) -> dict:

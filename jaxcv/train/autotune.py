@@ -1,0 +1,193 @@
+"""Which convolution formulation and epoch driver train fastest here, found by measurement.
+
+Neither choice changes what a model learns beyond float rounding (im2col and XLA's
+convolution compute the same sums; every driver follows the same ``epoch_plan``), but their
+speeds differ by backend, jax version and model: on XLA:CPU a convolution's gradient inside
+a ``lax.scan`` body is an order of magnitude slower than outside one (JAX issue 12868), and
+jax 0.11 runs XLA's own convolution ~4x faster than jax 0.10 did.  So ``resolve`` times each
+candidate (``CONV_IMPLS`` x the epochs' ``tunable_drivers``: scan and
+unroll8 on the device, one step per batch when streamed) on a few steps of the real
+model and data, compile time apart, and keeps the fastest, cached on disk per backend, device,
+jax version and model / input / batch / precision signature (``cache_path``).
+
+An *execution setting* pins any part of the choice: ``"auto"`` (measure), ``"xla"`` or
+``"im2col"`` (that formulation, the driver measured), ``"scan"`` or ``"unroll8"`` (that
+driver; the formulation of ``jaxcv.models.layers.conv_impl()``: a ``use_conv_impl`` block's,
+else the backend's default, not measured), or both as ``"xla/unroll8"``.  ``fit`` takes it
+as ``execution=``, studies as ``--execution``, and ``$JAXCV_EXECUTION`` gives the default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from jaxcv.errors import UsageError
+from jaxcv.models.layers import ConvImpl, conv_impl, pinned_conv_impl, use_conv_impl
+from jaxcv.train.epochs import DeviceEpochs, StreamedEpochs, steps_per_call
+from jaxcv.train.state import TrainState
+
+CONV_IMPLS: tuple[ConvImpl, ...] = ("im2col", "xla")
+TIMED_STEPS = 16
+"""Steps per timed call: two calls of ``"unroll8"``, a scan of as many steps."""
+REPEATS = 3
+"""Timed calls per candidate after a warm-up one; their median counts."""
+ENV = "JAXCV_EXECUTION"
+CACHE_ENV = "JAXCV_AUTOTUNE_CACHE"
+
+
+@dataclasses.dataclass(frozen=True)
+class Execution:
+    """How training runs: the convolution formulation and the epoch driver."""
+
+    conv: ConvImpl
+    driver: str
+
+    def __str__(self) -> str:
+        return f"{self.conv}/{self.driver}"
+
+    @classmethod
+    def parse(cls, text: str) -> Execution:
+        conv, driver = parse_setting(text)
+        if conv is None or driver is None:
+            raise UsageError(f"execution {text!r} must name a formulation and a driver, e.g. 'xla/unroll8'")
+        return cls(conv, driver)
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    """The execution ``resolve`` chose, how (``pinned``, ``cached`` or ``measured``), and the
+    measurements it rests on (seconds per step and compile seconds per candidate)."""
+
+    execution: Execution
+    source: str
+    seconds_per_step: dict[str, float] = dataclasses.field(default_factory=dict)
+    compile_seconds: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    def record(self) -> dict[str, Any]:
+        """JSON-ready, for benchmark records and study configs."""
+        return {"execution": str(self.execution), "source": self.source,
+                **({"seconds_per_step": self.seconds_per_step, "compile_seconds": self.compile_seconds}
+                   if self.seconds_per_step else {})}
+
+
+def parse_setting(text: str) -> tuple[ConvImpl | None, str | None]:
+    """An execution setting as ``(conv, driver)``, ``None`` where it is left to measure."""
+    conv = driver = None
+    for part in (p for p in text.split("/") if p != "auto"):
+        if part in CONV_IMPLS and conv is None:
+            conv = part
+        elif part not in CONV_IMPLS and driver is None:
+            if part != "stream":
+                steps_per_call(part)  # a UsageError for anything else
+            driver = part
+        else:
+            raise UsageError(f"execution {text!r} names a formulation or a driver twice")
+    return conv, driver
+
+
+def setting(explicit: str | None) -> str:
+    """The execution setting in force: ``explicit`` if given, else ``$JAXCV_EXECUTION``, else ``"auto"``."""
+    return explicit if explicit is not None else os.environ.get(ENV, "auto")
+
+
+def cache_path() -> Path:
+    """``$JAXCV_AUTOTUNE_CACHE``, else ``jaxcv-autotune.json`` in JAX's compilation cache
+    folder when one is set, else ``~/.cache/jaxcv/autotune.json``."""
+    if CACHE_ENV in os.environ:
+        return Path(os.environ[CACHE_ENV])
+    folder = jax.config.jax_compilation_cache_dir
+    return Path(folder) / "jaxcv-autotune.json" if folder else Path.home() / ".cache" / "jaxcv" / "autotune.json"
+
+
+def signature(state: TrainState, epochs: DeviceEpochs | StreamedEpochs, rngs: jax.Array, mesh_size: int) -> dict[str, Any]:
+    """What the fastest execution depends on: backend, device, jax, model, input, batch,
+    models trained at once, devices, precision and the data's source."""
+    device = jax.devices()[0]
+    return {"backend": jax.default_backend(), "device": device.device_kind, "devices": mesh_size,
+            "jax": jax.__version__, "model": repr(state.model), "input": list(epochs.sample().shape[1:]),
+            "batch_size": epochs.batch_size, "members": int(rngs.shape[0]),
+            "precision": epochs.options["precision"], "epochs": type(epochs).__name__}
+
+
+def resolve(text: str | None, epochs: DeviceEpochs | StreamedEpochs, state: TrainState, rngs: jax.Array, active: jax.Array,
+            signature: dict[str, Any], verbose: bool = False) -> Choice:
+    """The execution for ``epochs`` of ``state``'s models under setting ``text`` (``setting``):
+    pinned where the setting says, else the cached or newly measured fastest candidate."""
+    conv, driver = parse_setting(setting(text))
+    if driver is not None:
+        epochs.with_driver(driver)  # a UsageError if it does not apply
+    convs = [conv] if conv is not None else ([conv_impl()] if driver is not None or pinned_conv_impl() else CONV_IMPLS)
+    drivers = [driver] if driver is not None else list(epochs.tunable_drivers)
+    candidates = [Execution(c, d) for c in convs for d in drivers]
+    if len(candidates) == 1:
+        return Choice(candidates[0], "pinned")
+    key = _key({**signature, "candidates": [str(c) for c in candidates]})
+    cache = _read_cache()
+    if key in cache:
+        entry = cache[key]
+        return Choice(Execution.parse(entry["execution"]), "cached", entry["seconds_per_step"], entry["compile_seconds"])
+    if verbose:
+        print(f"autotune: timing {', '.join(map(str, candidates))} for {signature['model'].split('(')[0]} "
+              f"(once; cached in {cache_path()})", file=sys.stderr, flush=True)
+    per_step, compile_s = {}, {}
+    for candidate in candidates:
+        per_step[str(candidate)], compile_s[str(candidate)] = _time(candidate, epochs, state, rngs, active)
+    best = min(candidates, key=lambda c: per_step[str(c)])
+    choice = Choice(best, "measured", per_step, compile_s)
+    _write_cache(key, {**choice.record(), "signature": signature,
+                       "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
+    return choice
+
+
+def _time(candidate: Execution, epochs: DeviceEpochs | StreamedEpochs, state: TrainState, rngs: jax.Array, active: jax.Array
+          ) -> tuple[float, float]:
+    """Seconds per step of ``candidate`` (median of ``REPEATS`` calls of ``TIMED_STEPS`` steps
+    after a warm-up) and its compile seconds."""
+    with use_conv_impl(candidate.conv):
+        trial = epochs.sampled(TIMED_STEPS).with_driver(candidate.driver)
+        start = time.perf_counter()
+        trial.compile(state, rngs, active)
+        compile_s = time.perf_counter() - start
+        state = jax.tree.map(jnp.copy, state)  # the trial donates it
+        times = []
+        for _ in range(REPEATS + 1):
+            start = time.perf_counter()
+            state = jax.block_until_ready(trial(state, rngs, active, 0))[0]
+            times.append(time.perf_counter() - start)
+    return statistics.median(times[1:]) / TIMED_STEPS, compile_s
+
+
+def _key(signature: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(signature, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def _read_cache() -> dict[str, Any]:
+    path = cache_path()
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        raise UsageError(f"the autotune cache {path} is damaged; delete it (it is rebuilt by measuring)") from None
+
+
+def _write_cache(key: str, entry: dict[str, Any]) -> None:
+    """Add ``entry`` (atomically: a concurrent reader never sees half a file)."""
+    path = cache_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cache = {**_read_cache(), key: entry}
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(cache, indent=1))
+    tmp.replace(path)
