@@ -1,6 +1,7 @@
 """What every study script shares: its command line, its run folder, its runs and outputs.
 
-A study writes ``<out>/config.json`` (the options that define its runs),
+A study writes ``<out>/config.json`` (the options that define its runs, and under
+``executions`` the convolution formulation and epoch driver each group of runs trained with),
 ``<out>/history.json`` (per variant and seed, a list of per-epoch records),
 ``<out>/tensorboard/<variant>/seed<k>/`` (TensorBoard event files, written as the runs
 train), PNG figures and ``<out>/summary.md``.  A variant's seeds train together, vmapped in
@@ -25,6 +26,7 @@ from jaxcv import data as jdata
 from jaxcv.errors import UsageError
 from jaxcv.train import (OPTIMIZERS, Arrays, BatchStream, FitResult, History, TensorBoardLog, fit_many,
                          host_batches, maybe_initialize_distributed)
+from jaxcv.train.steps import PRECISIONS
 
 
 def positive_int(text: str) -> int:
@@ -101,6 +103,8 @@ def parser(study: str, description: str, *, dataset: str, epochs: int, batch_siz
     p.add_argument("--stream", action="store_true",
                    help="stream shuffled training batches from the host instead of holding the training set on "
                         "the device (for sets larger than its memory; every seed sees the same batches)")
+    p.add_argument("--precision", choices=PRECISIONS, default="float32",
+                   help="compute dtype of training (bf16: parameters and optimizer state stay float32)")
     if optimizer is not None:
         p.add_argument("--optimizer", choices=OPTIMIZERS, default=optimizer, help="optimizer")
     if lr is not None:
@@ -113,6 +117,9 @@ def parser(study: str, description: str, *, dataset: str, epochs: int, batch_siz
                        ".gz, the CIFAR python tarball), prepared there once (default: ~/tensorflow_datasets)")
     p.add_control("--out", type=Path, default=None, help=f"run folder (default: runs/{study}/<dataset>)")
     p.add_control("--no-progress", action="store_true", help="no progress bars")
+    p.add_control("--execution", default=None,
+                  help="convolution formulation / epoch driver, e.g. xla/unroll8 (default: $JAXCV_EXECUTION, else "
+                       "auto: measured once per model and cached); it changes speed, not results")
     return p
 
 
@@ -172,8 +179,8 @@ class Study:
         settings = [dict(zip(grid, values)) for values in zip(*grid.values())] if grid else [{}]
         variants = [f"{name}[{', '.join(f'{k}={v:g}' for k, v in s.items())}]" if s else name for s in settings]
         seeds = list(range(self.args.seeds if seeds is None else seeds))
-        options = {"epochs": self.args.epochs, "batch_size": self.args.batch_size,
-                   "progress": not self.args.no_progress, **fit_options}
+        options = {"epochs": self.args.epochs, "batch_size": self.args.batch_size, "precision": self.args.precision,
+                   "execution": self.args.execution, "progress": not self.args.no_progress, **fit_options}
         if self.args.stream:
             train = host_batches(train, options["batch_size"])
         runs = [(variant, setting, seed) for variant, setting in zip(variants, settings) for seed in seeds]
@@ -197,8 +204,12 @@ class Study:
         desc = checkpoint_name or names[0]
         hparams = {k: [setting[k] for _, setting, _ in runs] for k in runs[0][1]}
         with TensorBoardLog(self.out / "tensorboard", names) as log:
-            return fit_many(model, train, val, seeds=[seed for *_, seed in runs], hparams=hparams, desc=desc,
-                            checkpoint_dir=self.out / "checkpoints" / desc, on_epoch=log, **options)
+            results = fit_many(model, train, val, seeds=[seed for *_, seed in runs], hparams=hparams, desc=desc,
+                               checkpoint_dir=self.out / "checkpoints" / desc, on_epoch=log, **options)
+        if results[0].execution is not None:  # how they trained: config.json's "executions"
+            self.config.setdefault("executions", {})[desc] = results[0].execution
+            self._write_json("config.json", self.config)
+        return results
 
     def figure(self, name: str) -> Path:
         return self.out / f"{name}.png"

@@ -56,9 +56,9 @@ def test_autotune_measures_once_then_reads_its_cache(tmp_path, monkeypatch):
     assert first.execution["execution"] == fastest
     entry, = json.loads((tmp_path / "autotune.json").read_text()).values()
     assert entry["execution"] == fastest and entry["signature"]["batch_size"] == 16
-    again = _fit(None)  # no setting: $JAXCV_EXECUTION, here "auto"
+    monkeypatch.setenv(autotune.ENV, "auto")
+    again = _fit(None)  # no setting of its own: $JAXCV_EXECUTION's
     assert again.execution["source"] == "cached" and again.execution["execution"] == fastest
-    # A pinned driver (the conftest's "scan" in $JAXCV_EXECUTION) or formulation overrides it.
     monkeypatch.setenv(autotune.ENV, "xla/unroll2")
     assert _fit(None).execution == {"execution": "xla/unroll2", "source": "pinned"}
     (tmp_path / "autotune.json").write_text("{")

@@ -32,6 +32,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax.sharding import Mesh
 
 from jaxcv.errors import UsageError
 from jaxcv.models.layers import ConvImpl, conv_impl, pinned_conv_impl, use_conv_impl
@@ -111,18 +112,19 @@ def cache_path() -> Path:
     return Path(folder) / "jaxcv-autotune.json" if folder else Path.home() / ".cache" / "jaxcv" / "autotune.json"
 
 
-def signature(state: TrainState, epochs: DeviceEpochs | StreamedEpochs, rngs: jax.Array, mesh_size: int) -> dict[str, Any]:
+def signature(state: TrainState, epochs: DeviceEpochs | StreamedEpochs, rngs: jax.Array, mesh: Mesh
+              ) -> dict[str, Any]:
     """What the fastest execution depends on: backend, device, jax, model, input, batch,
     models trained at once, devices, precision and the data's source."""
-    device = jax.devices()[0]
-    return {"backend": jax.default_backend(), "device": device.device_kind, "devices": mesh_size,
+    device = mesh.devices.flat[0]
+    return {"backend": device.platform, "device": device.device_kind, "devices": mesh.size,
             "jax": jax.__version__, "model": repr(state.model), "input": list(epochs.sample().shape[1:]),
             "batch_size": epochs.batch_size, "members": int(rngs.shape[0]),
             "precision": epochs.options["precision"], "epochs": type(epochs).__name__}
 
 
-def resolve(text: str | None, epochs: DeviceEpochs | StreamedEpochs, state: TrainState, rngs: jax.Array, active: jax.Array,
-            signature: dict[str, Any], verbose: bool = False) -> Choice:
+def resolve(text: str | None, epochs: DeviceEpochs | StreamedEpochs, state: TrainState, rngs: jax.Array,
+            active: jax.Array, signature: dict[str, Any], verbose: bool = False) -> Choice:
     """The execution for ``epochs`` of ``state``'s models under setting ``text`` (``setting``):
     pinned where the setting says, else the cached or newly measured fastest candidate."""
     conv, driver = parse_setting(setting(text))
@@ -137,7 +139,8 @@ def resolve(text: str | None, epochs: DeviceEpochs | StreamedEpochs, state: Trai
     cache = _read_cache()
     if key in cache:
         entry = cache[key]
-        return Choice(Execution.parse(entry["execution"]), "cached", entry["seconds_per_step"], entry["compile_seconds"])
+        return Choice(Execution.parse(entry["execution"]), "cached", entry["seconds_per_step"],
+                      entry["compile_seconds"])
     if verbose:
         print(f"autotune: timing {', '.join(map(str, candidates))} for {signature['model'].split('(')[0]} "
               f"(once; cached in {cache_path()})", file=sys.stderr, flush=True)
@@ -151,8 +154,8 @@ def resolve(text: str | None, epochs: DeviceEpochs | StreamedEpochs, state: Trai
     return choice
 
 
-def _time(candidate: Execution, epochs: DeviceEpochs | StreamedEpochs, state: TrainState, rngs: jax.Array, active: jax.Array
-          ) -> tuple[float, float]:
+def _time(candidate: Execution, epochs: DeviceEpochs | StreamedEpochs, state: TrainState, rngs: jax.Array,
+          active: jax.Array) -> tuple[float, float]:
     """Seconds per step of ``candidate`` (median of ``REPEATS`` calls of ``TIMED_STEPS`` steps
     after a warm-up) and its compile seconds."""
     with use_conv_impl(candidate.conv):

@@ -150,7 +150,7 @@ def fit_many(model: nn.Module, train: Arrays | BatchStream, val: Arrays | None, 
             return models.results(0.0)
         active = jnp.asarray(models.active)
         choice = autotune.resolve(opts.execution, epochs, models.state, models.rngs, active,
-                                  autotune.signature(models.state, epochs, models.rngs, mesh.size), opts.progress)
+                                  autotune.signature(models.state, epochs, models.rngs, mesh), opts.progress)
         epochs = epochs.with_driver(choice.execution.driver)
         with use_conv_impl(choice.execution.conv):  # read as the programs are traced
             compile_seconds = _compile(epochs, evaluator, models)
