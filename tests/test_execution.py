@@ -86,7 +86,7 @@ def test_bf16_keeps_float32_state_and_learns(shapes_cifar):
                  epochs=3, batch_size=128, progress=False, precision="bf16")
     state = result.state
     for tree in (state.params, state.batch_stats, state.opt_state):
-        assert {x.dtype for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.floating)} == {np.float32}
+        assert {x.dtype for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.floating)} == {np.dtype("float32")}
     h = result.history
     assert h[-1]["train_loss"] < h[0]["train_loss"]
     assert h[-1]["val_accuracy"] >= 0.25, h  # test_learns_shapes_cifar's bar in float32
