@@ -1,5 +1,5 @@
 """How a training epoch runs for K models at once (a state stacked on a leading axis):
-over a training set held on the device, by one of two drivers (``DRIVERS``): one compiled
+over a training set held on the device, by one of two drivers: one compiled
 ``lax.scan`` per epoch (``"scan"``) or a Python loop of compiled calls of K unrolled steps
 each (``"unrollK"``), the same models either way; or over batches streamed from the host,
 one compiled step per batch."""
@@ -25,8 +25,6 @@ Arrays = dict[str, np.ndarray]
 BatchStream = Callable[[int], Iterable[Arrays]]
 """``epoch -> batches``: a training set streamed from the host instead of held on the device;
 every batch has the same size."""
-DRIVERS = ("scan", "unrollK")
-"""How ``DeviceEpochs`` drives an epoch: ``"scan"``, or ``"unroll8"`` (any K >= 1)."""
 
 
 def steps_per_call(driver: str) -> int | None:
@@ -61,8 +59,9 @@ def host_batches(data: Arrays, batch_size: int, seed: int = 0) -> BatchStream:
 
 class DeviceEpochs:
     """Whole epochs over a training set held on the device (replicated over the mesh);
-    model k shuffles with its own key.  ``driver`` says how an epoch runs (``DRIVERS``): one
-    compiled scan, or an ``epoch_plan`` then its steps K at a time (and the remainder)."""
+    model k shuffles with its own key.  ``driver`` says how an epoch runs: ``"scan"``, one
+    compiled scan, or ``"unrollK"``, an ``epoch_plan`` then its steps K at a time (and the
+    remainder), K unrolled steps per compiled call."""
 
     tunable_drivers = ("scan", "unroll8")
     """The drivers ``jaxcv.train.autotune`` times (K = 8 cut a CPU epoch ~24 % below one step per call)."""
@@ -71,7 +70,7 @@ class DeviceEpochs:
         self.host_data, self.mesh, self.batch_size = data, mesh, batch_size
         self.driver, self.k = driver, steps_per_call(driver)
         self.options = {**step_options, "sharding": parallel.batch_sharded(mesh)}
-        self.compiled: dict[str, jax.stages.Compiled] = {}
+        self.compiled: dict[str | int, jax.stages.Compiled] = {}  # "epoch"; or "plan" and steps per call
         self.data = None
 
     def sample(self) -> np.ndarray:
