@@ -144,9 +144,7 @@ def resolve(text: str | None, epochs: DeviceEpochs | StreamedEpochs, state: Trai
     if verbose:
         print(f"autotune: timing {', '.join(map(str, candidates))} for {signature['model'].split('(')[0]} "
               f"(once; cached in {cache_path()})", file=sys.stderr, flush=True)
-    per_step, compile_s = {}, {}
-    for candidate in candidates:
-        per_step[str(candidate)], compile_s[str(candidate)] = _time(candidate, epochs, state, rngs, active)
+    per_step, compile_s = _time(candidates, epochs, state, rngs, active)
     best = min(candidates, key=lambda c: per_step[str(c)])
     choice = Choice(best, "measured", per_step, compile_s)
     _write_cache(key, {**choice.record(), "signature": signature,
@@ -154,22 +152,26 @@ def resolve(text: str | None, epochs: DeviceEpochs | StreamedEpochs, state: Trai
     return choice
 
 
-def _time(candidate: Execution, epochs: DeviceEpochs | StreamedEpochs, state: TrainState, rngs: jax.Array,
-          active: jax.Array) -> tuple[float, float]:
-    """Seconds per step of ``candidate`` (median of ``REPEATS`` calls of ``TIMED_STEPS`` steps
-    after a warm-up) and its compile seconds."""
-    with use_conv_impl(candidate.conv):
-        trial = epochs.sampled(TIMED_STEPS).with_driver(candidate.driver)
-        start = time.perf_counter()
-        trial.compile(state, rngs, active)
-        compile_s = time.perf_counter() - start
-        state = jax.tree.map(jnp.copy, state)  # the trial donates it
-        times = []
-        for _ in range(REPEATS + 1):
+def _time(candidates: list[Execution], epochs: DeviceEpochs | StreamedEpochs, state: TrainState,
+          rngs: jax.Array, active: jax.Array) -> tuple[dict[str, float], dict[str, float]]:
+    """Seconds per step of each candidate (median of ``REPEATS`` calls of ``TIMED_STEPS``
+    steps after a warm-up) and its compile seconds.  The calls go round the candidates in
+    turn, so that a load that comes and goes weighs on all of them alike."""
+    trials, compile_s = {}, {}
+    for candidate in candidates:
+        with use_conv_impl(candidate.conv):
+            trial = epochs.sampled(TIMED_STEPS).with_driver(candidate.driver)
             start = time.perf_counter()
-            state = jax.block_until_ready(trial(state, rngs, active, 0))[0]
-            times.append(time.perf_counter() - start)
-    return statistics.median(times[1:]) / TIMED_STEPS, compile_s
+            trial.compile(state, rngs, active)
+            compile_s[str(candidate)] = time.perf_counter() - start
+        trials[str(candidate)] = [trial, jax.tree.map(jnp.copy, state)]  # each trial donates its own copy
+    times: dict[str, list[float]] = {name: [] for name in trials}
+    for _ in range(REPEATS + 1):
+        for name, entry in trials.items():
+            start = time.perf_counter()
+            entry[1] = jax.block_until_ready(entry[0](entry[1], rngs, active, 0))[0]
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t[1:]) / TIMED_STEPS for name, t in times.items()}, compile_s
 
 
 def _key(signature: dict[str, Any]) -> str:
