@@ -5,8 +5,8 @@ convolution compute the same sums; every driver follows the same ``epoch_plan``)
 speeds differ by backend, jax version and model: on XLA:CPU a convolution's gradient inside
 a ``lax.scan`` body is an order of magnitude slower than outside one (JAX issue 12868), and
 jax 0.11 runs XLA's own convolution ~4x faster than jax 0.10 did.  So ``resolve`` times each
-candidate (``CONV_IMPLS`` x the epochs' ``tunable_drivers``: scan and
-unroll8 on the device, one step per batch when streamed) on a few steps of the real
+candidate (``CONV_IMPLS`` x the epochs' ``tunable_drivers``: scan, unroll1
+and unroll8 on the device, one step per batch when streamed) on a few steps of the real
 model and data, compile time apart, and keeps the fastest, cached on disk per backend, device,
 jax version and model / input / batch / precision signature (``cache_path``).
 
