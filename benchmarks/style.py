@@ -28,45 +28,20 @@ import tempfile
 import time
 from pathlib import Path
 
-import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from jaxcv.bench import device_info, load, timed  # noqa: E402
 from jaxcv.experiment import positive_int  # noqa: E402
-from jaxcv.models.layers import Conv, max_pool  # noqa: E402
 from jaxcv.synthesis import Network, optimise  # noqa: E402
 from jaxcv.synthesis.filters import filter_objective, filter_settings, grey_noise  # noqa: E402
+from jaxcv.synthesis.network import caffe_input, vgg16  # noqa: E402
 from jaxcv.synthesis.samples import load_image  # noqa: E402
 from jaxcv.synthesis.style import noise_image, style_objective, style_settings  # noqa: E402
 from jaxcv.viz import markdown_table  # noqa: E402
 
-# --- TEMPORARY: VGG16 and its "caffe" preprocessing defined here only until the issue-14 branch
-# (jaxcv/models/vgg.py, jaxcv/transfer/) is merged; then use get_model("vgg16") and its preprocessing.
-VGG16_BLOCKS = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
-CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
-
-
-class VGG16(nn.Module):
-    """VGG16's 13 convolutions and 5 max-pools; features ``conv{block}_{i}`` (Keras' ``block{block}_conv{i}``)."""
-
-    @nn.compact
-    def __call__(self, x: jax.Array, train: bool = False):
-        features = {}
-        for block, (width, convs) in enumerate(VGG16_BLOCKS, start=1):
-            for i in range(1, convs + 1):
-                x = features[f"conv{block}_{i}"] = nn.relu(Conv(width, name=f"block{block}_conv{i}")(x))
-            x = max_pool(x)
-        return x, features
-
-
-def caffe(images: jax.Array) -> jax.Array:
-    """``[0, 1]`` RGB to VGG16's input: BGR, 0-255, the ImageNet channel means subtracted."""
-    return images[..., ::-1] * 255.0 - jnp.asarray(CAFFE_MEAN_BGR)
-# --- end TEMPORARY
 
 
 PEERS_DIR = Path(__file__).resolve().parent / "peers"
@@ -75,12 +50,6 @@ PEERS = {
     "keras-tf": ("keras_style.py", {"KERAS_BACKEND": "tensorflow", "CUDA_VISIBLE_DEVICES": ""}, "tensorflow"),
     "torch": ("torch_style.py", {"CUDA_VISIBLE_DEVICES": ""}, "torch"),
 }
-
-
-def vgg16_network(size: int) -> Network:
-    model = VGG16()
-    variables = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, size, size, 3)))
-    return Network(model, variables, caffe)
 
 
 def style_record(network: Network, content: np.ndarray, style: np.ndarray, start: jax.Array,
@@ -112,7 +81,7 @@ def run_peer(impl: str, python: str, data: Path, iterations: int) -> dict | None
 
 def units_record(units: int, size: int, steps: int) -> dict:
     """``units`` conv5_1 filters maximised in one call against one call each, compile apart."""
-    network = vgg16_network(size)
+    network = vgg16(None)
     objective, settings = filter_objective("conv5_1"), filter_settings(iterations=steps)
     images = grey_noise(jax.random.key(1), units, size)
     batch = lambda: optimise(network, objective, images, settings, units=np.arange(units))  # noqa: E731
@@ -151,7 +120,7 @@ def main() -> None:
     print(f"# {info['host']} ({info['cpu']}), jax {info['jax']}, devices {info['devices']}", flush=True)
     records = []
     if "style" not in skip:
-        network = vgg16_network(args.size)
+        network = vgg16(None)
         content = load_image("astronaut", shape=(args.size, args.size))
         style = load_image("hubble_deep_field", shape=(args.size, args.size))
         start = noise_image(jax.random.key(2), (args.size, args.size))
@@ -161,8 +130,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             data = Path(tmp) / "style.npz"
             params = network.variables["params"]
-            np.savez(data, content=np.asarray(caffe(content)), style=np.asarray(caffe(style)),
-                     start=np.asarray(caffe(start)),
+            np.savez(data, content=np.asarray(caffe_input(content)), style=np.asarray(caffe_input(style)),
+                     start=np.asarray(caffe_input(start)),
                      **{f"{name}/{k}": np.asarray(v) for name, layer in params.items() for k, v in layer.items()})
             for impl in peers:
                 before = load()

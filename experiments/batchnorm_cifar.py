@@ -12,7 +12,7 @@ from typing import Sequence
 from jaxcv import experiment
 from jaxcv.models import get_model
 from jaxcv.train import make_optimizer
-from jaxcv.viz import epoch_seconds, markdown_table, mean_std, plot_runs
+from jaxcv.viz import epoch_seconds, markdown_table, over_seeds, plot_runs
 
 STUDY = "batchnorm_cifar"
 VARIANTS = {"without_bn": False, "with_bn": True}
@@ -38,15 +38,16 @@ def run(argv: Sequence[str] | None = None) -> None:
                for variant, bn in VARIANTS.items()}
     plot_runs(results, study.figure("curves"), title=f"cifar_cnn on {args.dataset}: with and without BatchNorm")
 
-    finals = {v: [r.history[-1]["val_accuracy"] for r in rs] for v, rs in results.items()}
-    target = args.target or 0.9 * min(statistics.fmean(f) for f in finals.values())
+    ok = {v: [r for r in rs if not r.failed] for v, rs in results.items()}  # failed seeds: marked, not counted
+    finals = {v: [r.history[-1]["val_accuracy"] for r in rs] for v, rs in ok.items() if rs}
+    target = args.target or 0.9 * min((statistics.fmean(f) for f in finals.values()), default=1.0)
     rows = []
     for variant, rs in results.items():
-        reached = [epochs_to(r.history, target) for r in rs]
+        reached = [epochs_to(r.history, target) for r in ok[variant]]
         hit = [e for e in reached if e is not None]
         rows.append((
-            variant, mean_std(finals[variant]),
-            f"{statistics.fmean(hit):.1f} ({len(hit)}/{len(reached)} seeds)" if hit else "not reached",
+            variant, over_seeds(rs, lambda r: r.history[-1]["val_accuracy"]),
+            f"{statistics.fmean(hit):.1f} ({len(hit)}/{len(rs)} seeds)" if hit else "not reached",
             f"{epoch_seconds(rs):.2f}", f"{statistics.fmean(r.compile_seconds for r in rs):.1f}",
         ))
     table = markdown_table(["variant", "final test accuracy", f"epochs to {target:.3f}",

@@ -94,7 +94,7 @@ def train_group(study: experiment.Study, sampler: str, group: list[optuna.Trial]
     key = hashlib.sha1(json.dumps([sampler, points], sort_keys=True).encode()).hexdigest()[:10]
     results = study.sweep(f"trials_{key}", get_model("cifar_cnn", batchnorm=first["batchnorm"], num_classes=num_classes),
                           train, test, {k: [pt[k] for pt in points] for k in continuous},
-                          batch_size=first["batch_size"],
+                          batch_size=first["batch_size"], may_diverge=True,  # a diverged trial is pruned
                           optimizer=make_optimizer(first["optimizer"], 1e-3, momentum=0.9 if momentum else 0.0))
     for trial, runs in zip(group, results.values()):
         if any(diverged(r) for r in runs):

@@ -34,11 +34,16 @@ def fraction(text: str) -> float:
 
 
 def final_metrics(results: list[FitResult], train: Arrays, test: Arrays) -> dict[str, str]:
-    """Final loss and accuracy on the training images (inference mode), validation and test."""
-    scores = {"train": [evaluate_arrays(r.state, train) for r in results],
-              "val": [{"loss": r.history[-1]["val_loss"], "accuracy": r.history[-1]["val_accuracy"]} for r in results],
-              "test": [evaluate_arrays(r.state, test) for r in results]}
-    return {f"{split} {metric}": mean_std([s[metric] for s in split_scores], ".4f")
+    """Final loss and accuracy on the training images (inference mode), validation and test,
+    over the seeds that did not fail."""
+    ok = [r for r in results if not r.failed]
+    if not ok:
+        return {f"{split} {metric}": "failed" for split in ("train", "val", "test") for metric in ("loss", "accuracy")}
+    failed = f" ({len(results) - len(ok)} of {len(results)} seeds failed)" if len(ok) < len(results) else ""
+    scores = {"train": [evaluate_arrays(r.state, train) for r in ok],
+              "val": [{"loss": r.history[-1]["val_loss"], "accuracy": r.history[-1]["val_accuracy"]} for r in ok],
+              "test": [evaluate_arrays(r.state, test) for r in ok]}
+    return {f"{split} {metric}": mean_std([s[metric] for s in split_scores], ".4f") + failed
             for split, split_scores in scores.items() for metric in ("loss", "accuracy")}
 
 

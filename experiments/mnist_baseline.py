@@ -11,7 +11,7 @@ from typing import Sequence
 from jaxcv import experiment
 from jaxcv.models import get_model, param_table
 from jaxcv.train import make_optimizer
-from jaxcv.viz import markdown_table, mean_std, param_table_markdown, plot_runs
+from jaxcv.viz import markdown_table, over_seeds, param_table_markdown, plot_runs
 
 STUDY = "mnist_baseline"
 
@@ -28,7 +28,7 @@ def run(argv: Sequence[str] | None = None) -> None:
     params = param_table_markdown(param_table(results[0].state.params))
     print(params)
     plot_runs({"mnist_cnn": results}, study.figure("curves"), title=f"mnist_cnn on {args.dataset}")
-    accuracy = mean_std([r.history[-1]["val_accuracy"] for r in results], ".4f")
+    accuracy = over_seeds(results, lambda r: r.history[-1]["val_accuracy"], ".4f")
     table = markdown_table(["model", "test accuracy", "s / epoch", "compile s"], [(
         "mnist_cnn", accuracy, f"{results[0].history[-1]['epoch_seconds']:.2f}",
         f"{results[0].compile_seconds:.1f}")])

@@ -18,7 +18,7 @@ from jaxcv import experiment
 from jaxcv.data.shapes import CLASSIC_SHAPES
 from jaxcv.models import count_params, get_model
 from jaxcv.train import FitResult, make_optimizer
-from jaxcv.viz import epoch_seconds, image_grid, markdown_table, mean_std, plot_runs
+from jaxcv.viz import epoch_seconds, image_grid, markdown_table, over_seeds, plot_runs
 
 STUDY = "shapes_classification"
 MODELS = ("shapes_linear", "shapes_shallow_cnn", "shapes_deep_cnn")
@@ -58,8 +58,8 @@ def run(argv: Sequence[str] | None = None) -> None:
     rows = []
     for name in MODELS:
         params = count_params(results["easy", name][0].state.params)
-        accs = [mean_std([r.history[-1]["val_accuracy"] for r in results[task, name]]) for task in tasks]
-        train_acc = mean_std([r.history[-1]["train_accuracy"] for r in results["hard", name]])
+        accs = [over_seeds(results[task, name], lambda r: r.history[-1]["val_accuracy"]) for task in tasks]
+        train_acc = over_seeds(results["hard", name], lambda r: r.history[-1]["train_accuracy"])
         secs = [f"{epoch_seconds(results[task, name]):.2f}" for task in tasks]
         rows.append([name, f"{params:,}", *accs, train_acc, *secs])
     table = markdown_table(["model", "params", "easy test acc", "hard test acc", "hard train acc (dropout on)",

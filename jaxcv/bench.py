@@ -174,7 +174,8 @@ def time_epochs(model: nn.Module, data: dict[str, np.ndarray], devices: jax.Devi
     if n == 0:
         raise UsageError(f"{len(data['image'])} examples make no batch of {batch_size}")
     one = create_state(model, optimizer or optax.adam(1e-3), to_float(data["image"][:1]), jax.random.key(0))
-    state, rngs = put_replicated((members.stack([one]), jnp.stack([jax.random.key(1)])), mesh)
+    state = put_replicated(members.stack([one]), mesh)
+    rngs = jnp.stack([jax.random.key(1)])  # placed by the compiled calls (a key array cannot be put across processes)
     active = jnp.ones(1, bool)
     epochs = training_epochs(data, loss_fn=loss_fn, batch_size=batch_size, augment=None, mesh=mesh,
                              precision=precision)

@@ -1,20 +1,31 @@
 """What every study script shares: its command line, its run folder, its runs and outputs.
 
-A study writes ``<out>/config.json`` (the options that define its runs, and under
-``executions`` the convolution formulation and epoch driver each group of runs trained with),
-``<out>/history.json`` (per variant and seed, a list of per-epoch records),
+A study writes ``<out>/config.json`` (the options that define its runs, once it trains or
+summarises, and under ``executions`` the convolution formulation and epoch driver each group of
+runs trained with; the options are kept as well in ``<out>/checkpoints/identity.json`` once it
+trains), ``<out>/history.json`` (per variant and seed, a list of per-epoch records; see
+``jaxcv.files`` for NaN),
 ``<out>/tensorboard/<variant>/seed<k>/`` (TensorBoard event files, written as the runs
 train), PNG figures and ``<out>/summary.md``.  A variant's seeds train together, vmapped in
 one compiled function (``fit_many``), unless ``--sequential-seeds``; every run is
-checkpointed under ``<out>/checkpoints``: rerunning an interrupted command resumes it.
+checkpointed under ``<out>/checkpoints``: rerunning an interrupted command resumes it.  One
+process at a time may use a run folder (``<out>/.lock``).
+
+Launched as several processes (``jax.distributed``), every process runs the whole script on
+the same options and data (checked) and takes part in training and checkpointing; only
+process 0 writes the other files of the run folder and prints progress.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import fcntl
+import math
+import os
 import re
+import signal
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -23,9 +34,11 @@ import flax.linen as nn
 import jax
 
 from jaxcv import data as jdata
+from jaxcv.data.smallsets import as_input, per_class
 from jaxcv.errors import UsageError
-from jaxcv.train import (OPTIMIZERS, Arrays, BatchStream, FitResult, History, TensorBoardLog, fit_many,
-                         host_batches, maybe_initialize_distributed)
+from jaxcv.files import read_json, write_json, write_text
+from jaxcv.train import (OPTIMIZERS, Arrays, BatchStream, FitResult, History, NonFiniteLossError, TensorBoardLog,
+                         fit_many, host_batches, maybe_initialize_distributed, parallel)
 from jaxcv.train.steps import PRECISIONS
 
 
@@ -41,14 +54,28 @@ def positive_int(text: str) -> int:
 
 
 def positive_float(text: str) -> float:
-    """argparse type: a float > 0."""
+    """argparse type: a finite float > 0."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a finite positive number, got {value}")
     return value
+
+
+def dataset_name(text: str) -> str:
+    """argparse type: a non-empty dataset name."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a dataset name, got an empty one")
+    return text
+
+
+def folder(text: str) -> str:
+    """argparse type: a folder's path, which may not exist yet but is not a file."""
+    if Path(text).exists() and not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is not a folder")
+    return text
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -84,15 +111,16 @@ class StudyParser(argparse.ArgumentParser):
 
 
 def parser(study: str, description: str, *, dataset: str, epochs: int, batch_size: int, seeds: int,
-           optimizer: str | None = None, lr: float | None = None, examples: int | None = None) -> StudyParser:
-    """The options every study takes, with the study's defaults; ``--optimizer``, ``--lr`` and
-    ``--examples`` (test images in its figures) when it gives their defaults."""
+           optimizer: str | None = None, lr: float | None = None, examples: int | None = None,
+           train_per_class: int | None = None) -> StudyParser:
+    """The options every study takes, with the study's defaults; ``--optimizer``, ``--lr``,
+    ``--examples`` (test images in its figures) and ``--train-per-class`` (with
+    ``--image-size``: the transfer studies' small sets) when it gives their defaults."""
     datasets = ", ".join((*jdata.CATALOGUED, *jdata.EMBEDDED))
-    p = StudyParser(prog=f"{study}.py", description=description,
-                    epilog=textwrap.fill(f"datasets: {datasets} (embedded ones are generated offline; any TFDS "
-                                         "image classification dataset name also works). Rerun the same "
-                                         "command to resume an interrupted run.", 90))
-    p.add_argument("--dataset", default=dataset, help="TFDS dataset name")
+    p = base_parser(study, description, f"datasets: {datasets} (embedded ones are generated offline; any TFDS "
+                    "image classification dataset name also works). Rerun the same command to resume an "
+                    "interrupted run.", out=f"runs/{study}/<dataset>")
+    p.add_argument("--dataset", type=dataset_name, default=dataset, help="TFDS dataset name")
     p.add_argument("--batch-size", type=positive_int, default=batch_size, help="global batch size, split over all devices")
     p.add_argument("--seeds", type=positive_int, default=seeds, help="how many seeds per variant, 0..N-1")
     p.add_argument("--train-size", type=positive_int, default=None, help="use only the first N training examples")
@@ -109,13 +137,25 @@ def parser(study: str, description: str, *, dataset: str, epochs: int, batch_siz
         p.add_argument("--optimizer", choices=OPTIMIZERS, default=optimizer, help="optimizer")
     if lr is not None:
         p.add_argument("--lr", type=positive_float, default=lr, help="learning rate")
+    if train_per_class is not None:
+        p.add_argument("--train-per-class", type=positive_int, default=train_per_class,
+                       help="the small training set: the first N training images of each class")
+        p.add_argument("--image-size", type=positive_int, default=None,
+                       help="resize every image to N x N (three channels) for the network (default: the dataset's size)")
     if examples is not None:
         p.add_control("--examples", type=positive_int, default=examples, help="test images in the figures")
     p.add_control("--epochs", type=positive_int, default=epochs, help="epochs per run")
-    p.add_control("--data-dir", default=None,
+    p.add_control("--data-dir", type=folder, default=None,
                   help="folder of prepared datasets or of a real dataset's original files (MNIST's four "
                        ".gz, the CIFAR python tarball), prepared there once (default: ~/tensorflow_datasets)")
-    p.add_control("--out", type=Path, default=None, help=f"run folder (default: runs/{study}/<dataset>)")
+    return p
+
+
+def base_parser(study: str, description: str, epilog: str = "", *, out: str | None = None) -> StudyParser:
+    """The options of every study, trained or not: ``--out`` (default ``out``, else
+    ``runs/<study>``) and ``--no-progress``."""
+    p = StudyParser(prog=f"{study}.py", description=description, epilog=textwrap.fill(epilog, 90) or None)
+    p.add_control("--out", type=Path, default=None, help=f"run folder (default: {out or f'runs/{study}'})")
     p.add_control("--no-progress", action="store_true", help="no progress bars")
     p.add_control("--execution", default=None,
                   help="convolution formulation / epoch driver, e.g. xla/unroll8 (default: $JAXCV_EXECUTION, else "
@@ -125,42 +165,64 @@ def parser(study: str, description: str, *, dataset: str, epochs: int, batch_siz
 
 class Study:
     """A study's run folder: the options that define it, its runs (trained, checkpointed,
-    logged) and the files it writes.  ``argv`` defaults to the command line."""
+    logged) and the files it writes.  ``argv`` defaults to the command line.
+
+    The folder is this process's alone while it lives (a second one is refused).  A run
+    whose training loss becomes non-finite fails: it is named on stderr as it stops, at the
+    top of the summary, and ``write_summary`` raises ``NonFiniteLossError`` after writing.
+    """
 
     def __init__(self, name: str, parser: StudyParser, argv: Sequence[str] | None = None):
         self.name, self.args = name, parser.parse_args(argv)
-        slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.args.dataset)
-        self.out = Path(self.args.out or Path("runs") / name / slug)
+        default = Path("runs") / name
+        if dataset := getattr(self.args, "dataset", None):  # a study that trains: a folder per dataset
+            default = default / re.sub(r"[^A-Za-z0-9_.-]+", "_", dataset)
+        self.out = Path(self.args.out or default)
         self.config = {"study": name, **parser.identity(self.args)}
-        self.out.mkdir(parents=True, exist_ok=True)
+        _hold(self.out)
         self._check_resumable({k: parser.get_default(k) for k in self.config})
-        self._write_json("config.json", self.config)
+        parallel.check_processes_agree("the study's options", self.config)
         self.histories: dict[str, dict[str, History]] = {}
+        self.failures: dict[str, str] = {}
+        """``{"variant/seed<k>": what happened}`` for every run whose loss became non-finite."""
+        self.executions: dict[str, dict] = {}
+        """``{group: how its runs executed}`` (``FitResult.execution``), for config.json."""
+        self._scratch: tempfile.TemporaryDirectory | None = None
+
+    @property
+    def identity_path(self) -> Path:
+        """The options that define the runs, kept with their checkpoints."""
+        return self.out / "checkpoints" / "identity.json"
 
     def _check_resumable(self, defaults: Mapping[str, Any]) -> None:
-        """Refuse a folder holding checkpoints of runs defined by other options (an option its
-        config.json does not name, one added since, counts as at its default)."""
-        path = self.out / "config.json"
-        if not (self.out / "checkpoints").exists() or not path.exists():
+        """Refuse a folder holding checkpoints of runs defined by other options, or whose
+        options are not recorded (an option the record does not name, one added since, counts
+        as at its default; folders from before ``identity.json`` have only config.json)."""
+        if not (self.out / "checkpoints").exists():
             return
-        old = json.loads(path.read_text())
+        record = next((p for p in (self.identity_path, self.out / "config.json") if p.exists()), None)
+        if record is None:
+            raise UsageError(f"{self.out} holds checkpoints but no config.json saying how they were trained; "
+                             "pass another --out or delete that folder")
+        old = read_json(record)
         if changed := sorted(k for k in self.config if old.get(k, defaults[k]) != self.config[k]):
             raise UsageError(f"{self.out} holds checkpoints of a run with other settings "
                              f"({', '.join(changed)}); pass another --out or delete that folder")
 
-    def _write_json(self, name: str, obj: Any) -> Path:
-        path = self.out / name
-        path.write_text(json.dumps(obj, indent=1))
-        return path
-
-    def load_data(self, dataset: str | None = None) -> tuple[Arrays, Arrays, int]:
+    def load_data(self, dataset: str | None = None, *, small: bool = True) -> tuple[Arrays, Arrays, int]:
         """The train split, test split and class count of ``dataset`` (default: ``--dataset``),
-        the splits cut to ``--train-size`` and ``--test-size``."""
+        the splits cut to ``--train-size`` and ``--test-size``.  A transfer study's (one with
+        ``--train-per-class``) has its training split cut to that many images per class
+        (unless not ``small``), and the images of both resized to ``--image-size``, in three
+        channels."""
         a = self.args
         dataset = dataset or a.dataset
-        train = jdata.load_split(dataset, "train", a.data_dir)
-        test = jdata.load_split(dataset, "test", a.data_dir)
-        return _first(train, a.train_size), _first(test, a.test_size), jdata.num_classes(dataset, a.data_dir)
+        train, test = (_first(jdata.load_split(dataset, split, a.data_dir), n)
+                       for split, n in (("train", a.train_size), ("test", a.test_size)))
+        if hasattr(a, "train_per_class"):
+            train = per_class(train, a.train_per_class) if small else train
+            train, test = ({**s, "image": as_input(s["image"], a.image_size)} for s in (train, test))
+        return train, test, jdata.num_classes(dataset, a.data_dir)
 
     def run(self, variant: str, model: nn.Module, train: Arrays, val: Arrays | None, *,
             seeds: int | None = None, **fit_options: Any) -> list[FitResult]:
@@ -169,13 +231,15 @@ class Study:
         return self.sweep(variant, model, train, val, {}, seeds=seeds, **fit_options)[variant]
 
     def sweep(self, name: str, model: nn.Module, train: Arrays, val: Arrays | None,
-              grid: Mapping[str, Sequence[float]], *, seeds: int | None = None,
+              grid: Mapping[str, Sequence[float]], *, seeds: int | None = None, may_diverge: bool = False,
               **fit_options: Any) -> dict[str, list[FitResult]]:
         """Train every setting of ``grid`` (``{"dropout_rate": [0.2, 0.5]}``: values of model
         fields or optimizer hyper-parameters, zipped) once per seed (``--seeds``, or
         ``seeds``), all as one ``fit_many`` call; record each setting as the variant
         ``name[dropout_rate=0.2]``.  An empty grid is the one variant ``name``.
-        ``fit_options`` go to ``fit_many`` and may override ``epochs`` and ``batch_size``."""
+        ``fit_options`` go to ``fit_many`` and may override ``epochs`` and ``batch_size``.
+        A run whose loss becomes non-finite fails the study, unless ``may_diverge`` (the study
+        handles it: a hyper-parameter search prunes it)."""
         settings = [dict(zip(grid, values)) for values in zip(*grid.values())] if grid else [{}]
         variants = [f"{name}[{', '.join(f'{k}={v:g}' for k, v in s.items())}]" if s else name for s in settings]
         seeds = list(range(self.args.seeds if seeds is None else seeds))
@@ -192,8 +256,18 @@ class Study:
         for i, variant in enumerate(variants):
             out[variant] = results[i * len(seeds):(i + 1) * len(seeds)]
             self.histories[variant] = {str(seed): r.history for seed, r in zip(seeds, out[variant])}
-        self._write_json("history.json", self.histories)
+            for seed, result in zip(seeds, out[variant]):
+                if not may_diverge:
+                    self._check_failed(f"{variant}/seed{seed}", result)
+        if parallel.is_primary():
+            write_json(self.out / "history.json", self.histories)
         return out
+
+    def _check_failed(self, run: str, result: FitResult) -> None:
+        if result.failed and run not in self.failures:
+            last = result.history[-1]
+            self.failures[run] = f"{run}: the training loss became {last['train_loss']} in epoch {last['epoch']}"
+            print(f"failed: {self.failures[run]}", file=sys.stderr)
 
     def _fit(self, model: nn.Module, train: Arrays | BatchStream, val: Arrays | None, runs: list[tuple[str, dict, int]],
              checkpoint_name: str | None = None, **options: Any) -> list[FitResult]:
@@ -203,23 +277,88 @@ class Study:
         names = [f"{variant}/seed{seed}" for variant, _, seed in runs]
         desc = checkpoint_name or names[0]
         hparams = {k: [setting[k] for _, setting, _ in runs] for k in runs[0][1]}
+        self._write_config(with_checkpoints=True)
         with TensorBoardLog(self.out / "tensorboard", names) as log:
             results = fit_many(model, train, val, seeds=[seed for *_, seed in runs], hparams=hparams, desc=desc,
-                               checkpoint_dir=self.out / "checkpoints" / desc, on_epoch=log, **options)
+                               checkpoint_dir=self.out / "checkpoints" / desc,
+                               on_epoch=log if parallel.is_primary() else None, **options)
         if results[0].execution is not None:  # how they trained: config.json's "executions"
-            self.config.setdefault("executions", {})[desc] = results[0].execution
-            self._write_json("config.json", self.config)
+            self.executions[desc] = results[0].execution
+            self._write_config(with_checkpoints=False)
         return results
 
+    def _write_config(self, *, with_checkpoints: bool) -> None:
+        """Record the options that define the runs in config.json (with how each group of runs
+        executed), and with the checkpoints if asked; not at start, so that a start that fails
+        leaves no record of runs never made."""
+        if not parallel.is_primary():
+            return
+        executions = {"executions": self.executions} if self.executions else {}
+        write_json(self.out / "config.json", {**self.config, **executions})
+        if with_checkpoints:
+            self.identity_path.parent.mkdir(exist_ok=True)
+            write_json(self.identity_path, self.config)
+
+    def write_results(self, name: str, obj: Any) -> Path:
+        """A study's numbers as ``<out>/<name>.json`` (atomic, strict JSON; process 0 only)."""
+        path = self.out / f"{name}.json"
+        if parallel.is_primary():
+            write_json(path, obj)
+        return path
+
     def figure(self, name: str) -> Path:
-        return self.out / f"{name}.png"
+        """Where to draw the figure ``name``: in the run folder on process 0, in a scratch
+        folder thrown away on the other processes of a multi-process job."""
+        if parallel.is_primary():
+            return self.out / f"{name}.png"
+        if self._scratch is None:
+            self._scratch = tempfile.TemporaryDirectory(prefix="jaxcv-figures-")
+        return Path(self._scratch.name) / f"{name}.png"
 
     def write_summary(self, text: str) -> Path:
-        """Write ``summary.md`` and say where the run folder is."""
+        """Write ``summary.md`` (failed runs named at its top) and say where the run folder
+        is (process 0 only); then, if a run failed, raise ``NonFiniteLossError`` naming them."""
+        failed = list(self.failures.values())
+        if failed:
+            text = ("**Failed:** the training loss of these runs became non-finite; their numbers are not "
+                    "results.\n\n" + "".join(f"- {f}\n" for f in failed) + "\n" + text)
+        self._write_config(with_checkpoints=False)
         path = self.out / "summary.md"
-        path.write_text(text.rstrip() + "\n")
-        print(f"wrote {self.out}")
+        if parallel.is_primary():
+            write_text(path, text.rstrip() + "\n")
+            print(f"wrote {self.out}")
+        if failed:
+            raise NonFiniteLossError(f"{len(failed)} run(s) failed ({'; '.join(failed)}); lower the learning "
+                                     f"rate or check the inputs (see {path})")
         return path
+
+
+_HELD: dict[Path, int] = {}
+"""The run folders this process holds, with their lock file's descriptor: held until it exits."""
+
+
+def _hold(folder: Path) -> None:
+    """Create ``folder`` and hold it for this process (an exclusive ``flock`` on
+    ``folder/.lock``, holding its pid), released by the OS when the process ends; a
+    ``UsageError`` if it cannot be created or another process holds it.  In a multi-process
+    run, process 0 holds it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if jax.process_index() != 0 or folder.resolve() in _HELD:
+            return
+        fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise UsageError(f"cannot use {folder} as the run folder ({e.strerror}); pass another --out") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise UsageError(f"{folder} is in use by process {holder} (it holds {folder / '.lock'}); wait for it "
+                         "to end or pass another --out") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    _HELD[folder.resolve()] = fd
 
 
 def _first(data: Arrays, n: int | None) -> Arrays:
@@ -235,13 +374,19 @@ def enable_compilation_cache() -> None:
         jax.config.update("jax_compilation_cache_dir", str(Path.home() / ".cache" / "jaxcv" / "xla"))
 
 
+def _terminated(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def main(run: Callable[[], None]) -> None:
     """Run a study's ``run()`` from the command line: a ``UsageError`` (something the person
     running it can fix) becomes one line and exit code 2, an interrupt a hint to resume (exit
-    130); any other exception is a bug and keeps its traceback."""
-    enable_compilation_cache()
-    maybe_initialize_distributed()
+    130); any other exception is a bug and keeps its traceback.  A SIGTERM (a cluster's
+    scheduler pre-empting the job) stops it as a Ctrl-C does, resumable."""
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
+        enable_compilation_cache()
+        maybe_initialize_distributed()
         run()
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -250,3 +395,5 @@ def main(run: Callable[[], None]) -> None:
         print("interrupted: rerun the same command to resume from the last finished epoch",
               file=sys.stderr)
         raise SystemExit(130) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)

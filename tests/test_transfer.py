@@ -21,6 +21,7 @@ from jaxcv.models import deprocess, get_model, preprocess
 from jaxcv.transfer import extract_features, head_of, load_weights, merge_head, new_head, pretrained
 from jaxcv.transfer.weights import HED_FILES
 from photos import photos
+from weightfiles import torchvision_state
 
 HED = Path(__file__).resolve().parents[2] / "shared" / "weights" / HED_FILES[0]
 PARITY = 1e-4  # the issue's bar: max abs difference of any feature
@@ -151,19 +152,6 @@ def test_resnet18_matches_torchvision(tmp_path):
                    images, expected)
 
 
-def _torchvision_state(variables):
-    """jaxcv ResNet variables as a torchvision state dict of numpy arrays (the inverse map)."""
-    names = {"kernel": "weight", "scale": "weight", "bias": "bias", "mean": "running_mean", "var": "running_var"}
-    state = {}
-    for collection in ("params", "batch_stats"):
-        for layer, values in variables[collection].items():
-            for param, value in values.items():
-                value = np.asarray(value)
-                value = value.transpose(3, 2, 0, 1) if value.ndim == 4 else value.T if value.ndim == 2 else value
-                state[f"{layer.replace('_', '.')}.{names[param]}"] = np.ascontiguousarray(value)
-    return state
-
-
 def test_safetensors_load_without_torch(tmp_path):
     from safetensors.numpy import save_file
 
@@ -171,7 +159,7 @@ def test_safetensors_load_without_torch(tmp_path):
     shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3))))
     rng = np.random.default_rng(0)
     variables = jax.tree.map(lambda s: rng.normal(size=s.shape).astype(np.float32), shapes)
-    state = _torchvision_state(variables)
+    state = torchvision_state(variables)
     state["bn1.num_batches_tracked"] = np.array(7, np.int64)  # torchvision writes these: not weights
     save_file(state, tmp_path / "resnet18.safetensors")
     loaded, report = load_weights(model, shapes, tmp_path / "resnet18.safetensors")

@@ -2,9 +2,10 @@ from jaxcv.train import FitResult
 from jaxcv.viz import FIT_COLUMNS, epoch_seconds, fit_row, plot_lines
 
 
-def _result(accuracies, seconds, models, compile_seconds=2.0):
-    history = [{"train_accuracy": a + 0.1, "val_accuracy": a, "epoch_seconds": s, "models": models}
+def _result(accuracies, seconds, models, compile_seconds=2.0, last_loss=0.5):
+    history = [{"train_loss": 1.0, "train_accuracy": a + 0.1, "val_accuracy": a, "epoch_seconds": s, "models": models}
                for a, s in zip(accuracies, seconds)]
+    history[-1]["train_loss"] = last_loss
     return FitResult(state=None, history=history, compile_seconds=compile_seconds)
 
 
@@ -17,6 +18,14 @@ def test_fit_row_summarises_seeds_and_shares_vmapped_epochs():
     assert row["best val acc"] == "0.750 ± 0.071"
     assert row["train − val acc"] == "0.100 ± 0.000"
     assert row["s / epoch / model"] == "1.00" and row["compile s"] == "3.0"
+
+
+def test_fit_row_marks_failed_seeds_and_leaves_them_out():
+    ok = [_result([0.5, 0.7], [3.0, 3.0], models=3), _result([0.4, 0.8], [3.0, 3.0], models=3)]
+    diverged = _result([0.9, 0.1], [3.0, 3.0], models=3, last_loss=float("nan"))
+    row = dict(zip(FIT_COLUMNS, fit_row([*ok, diverged])))
+    assert row["final val acc"] == "0.750 ± 0.071 (1 of 3 seeds failed)" and row["best val acc"] == "0.750 ± 0.071"
+    assert fit_row([diverged])[0] == "failed"
 
 
 def test_plot_lines(tmp_path):

@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from jaxcv.errors import UsageError
+from jaxcv.files import replacing
 
 Size = int | tuple[int, int]
 """An ``(height, width)``, or one int: the shorter side when the aspect is kept, else a square."""
@@ -54,7 +55,6 @@ def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:
         image = np.round(np.clip(image, 0.0, 1.0) * 255).astype(np.uint8)
     if image.ndim == 3 and image.shape[-1] == 1:
         image = image[..., 0]
-    tmp = path.with_name(f".{path.name}.tmp")
-    Image.fromarray(image).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    with replacing(path) as f:
+        Image.fromarray(image).save(f, format="PNG")
     return path

@@ -16,7 +16,6 @@ import hashlib
 import os
 import pickle
 import tarfile
-import tempfile
 import urllib.error
 import urllib.request
 import zlib
@@ -26,6 +25,7 @@ from typing import Any, BinaryIO, Iterator
 import numpy as np
 
 from jaxcv.errors import UsageError
+from jaxcv.files import replacing
 
 
 class DataUnavailableError(UsageError):
@@ -142,19 +142,15 @@ def download(original: Original, path: Path, timeout: float = 30.0) -> Path:
     if os.environ.get("JAXCV_OFFLINE"):
         raise DataUnavailableError(f"{original.name}: not downloaded (JAXCV_OFFLINE is set)")
     print(f"downloading {original.url}", flush=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{original.name}.", dir=path.parent)
     try:
         h = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(original.url, timeout=timeout) as response:
+        with replacing(path) as out, urllib.request.urlopen(original.url, timeout=timeout) as response:
             while chunk := response.read(_CHUNK):
                 h.update(chunk)
                 out.write(chunk)
-        _check(original.url, "SHA-256", original.sha256, h.hexdigest())
-        os.replace(tmp, path)
+            _check(original.url, "SHA-256", original.sha256, h.hexdigest())
     except (urllib.error.URLError, OSError) as e:
         raise DataUnavailableError(f"downloading {original.url} failed ({e})") from None
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     return path
 
 

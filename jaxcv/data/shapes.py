@@ -161,3 +161,11 @@ def render_cifar(rng: np.random.Generator, label: int, size: int = 32) -> np.nda
         colour = rng.uniform(0, 1, 3)
     img = background * (1 - ink) + colour * ink + rng.normal(0, 0.05, (size, size, 3))
     return np.round(np.clip(img, 0, 1) * 255).astype(np.uint8)
+
+
+def shape_mask(images: np.ndarray) -> np.ndarray:
+    """``(N, H, W)``: where the shape is in ``shapes/easy`` and ``shapes/hard`` images (uint8,
+    ``(N, H, W, 1)``), known from how they are drawn: the ink is at most ``noise / (1 + noise)``
+    of full scale (0.3 / 1.3 on ``hard``) and the background at least ``1 / (1 + noise)``, so
+    the pixels darker than mid-grey are every fully inked pixel and no blank one."""
+    return np.asarray(images)[..., 0] < 128

@@ -27,9 +27,10 @@ def stream(name: str, split: str, batch_size: int, data_dir: str | os.PathLike |
     Without ``shuffle_seed`` the examples come in the dataset's order; with it, in a
     permutation drawn from ``(shuffle_seed, epoch)``.  Only whole global batches are read (the
     last ``N % batch_size`` examples of the permutation are left out), and host ``i`` of ``P``
-    (``jax.process_index()`` / ``jax.process_count()``) gets examples ``i, i + P, ...`` of each:
-    ``batch_size // P`` per step, the same number of steps on every host.  ``threads`` decode
-    examples ahead, up to ``prefetch`` batches.
+    (``jax.process_index()`` / ``jax.process_count()``) gets the ``i``-th block of
+    ``batch_size // P`` examples of each, the same number of steps on every host: the blocks
+    that ``jax.make_array_from_process_local_data`` joins into the global batch one host
+    would have read.  ``threads`` decode examples ahead, up to ``prefetch`` batches.
     """
     import grain  # only where streaming is used (its import registers telemetry hooks)
 
@@ -45,6 +46,6 @@ def stream(name: str, split: str, batch_size: int, data_dir: str | os.PathLike |
     ds = grain.MapDataset.source(builder.as_data_source(split=split))
     if shuffle_seed is not None:
         ds = ds.shuffle(seed=epoch_seed(shuffle_seed, epoch))
-    ds = ds[: len(ds) // batch_size * batch_size][host::hosts]
-    ds = ds.map(numeric).batch(batch_size // hosts, drop_remainder=True)
+    ds = ds[: len(ds) // batch_size * batch_size].map(numeric)
+    ds = ds.batch(batch_size // hosts, drop_remainder=True)[host::hosts]
     return iter(ds.to_iter_dataset(grain.ReadOptions(num_threads=threads, prefetch_buffer_size=prefetch)))

@@ -7,6 +7,7 @@ inference mode, one ``(outputs, features)`` pair back.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Mapping
 
 import flax.linen as nn
@@ -15,6 +16,7 @@ import jax.numpy as jnp
 from flax import traverse_util
 
 from jaxcv.errors import UsageError
+from jaxcv.inspection.batching import check_batch_size, map_batches
 from jaxcv.train.losses import to_float
 
 Variables = Mapping[str, Any]
@@ -23,6 +25,23 @@ Variables = Mapping[str, Any]
 def forward(model: nn.Module, variables: Variables, images: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
     """``model``'s outputs and named features for ``images`` in inference mode."""
     return model.apply(variables, to_float(images), train=False)
+
+
+def softmax(model: nn.Module, variables: Variables, images: jax.Array) -> jax.Array:
+    """A classifier's float32 probabilities for one batch of ``images``, in inference mode."""
+    return jax.nn.softmax(forward(model, variables, images)[0].astype(jnp.float32), -1)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "batch_size"))
+def _probabilities(model: nn.Module, variables: Variables, images: jax.Array, batch_size: int) -> jax.Array:
+    return map_batches(lambda x: softmax(model, variables, x), images, batch_size)
+
+
+def probabilities(model: nn.Module, variables: Variables, images: jax.Array, *, batch_size: int = 256) -> jax.Array:
+    """``(N, classes)`` float32: a classifier's softmax probabilities for every image, in
+    inference mode, ``batch_size`` images at a time within one compiled call."""
+    check_batch_size(batch_size)
+    return _probabilities(model, variables, jnp.asarray(images), batch_size)
 
 
 def feature(features: Mapping[str, jax.Array], layer: str | None) -> jax.Array:

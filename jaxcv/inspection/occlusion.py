@@ -18,7 +18,7 @@ import jax.numpy as jnp
 
 from jaxcv.errors import UsageError
 from jaxcv.inspection.batching import check_batch_size, map_batches
-from jaxcv.inspection.layers import Variables, as_labels, class_scores, forward
+from jaxcv.inspection.layers import Variables, as_labels, class_scores, softmax
 from jaxcv.train.losses import to_float
 
 
@@ -51,9 +51,7 @@ def _occlusion(model: nn.Module, variables: Variables, images: jax.Array, labels
     tops, lefts = (a.reshape(-1) for a in jnp.meshgrid(rows, cols, indexing="ij"))
     per_image = len(tops)
 
-    def probabilities(x: jax.Array) -> jax.Array:
-        return jax.nn.softmax(forward(model, variables, x)[0].astype(jnp.float32), -1)
-
+    probabilities = functools.partial(softmax, model, variables)
     clear = map_batches(probabilities, images, batch_size)
     classes, clear_prob = class_scores(clear, labels)
 
@@ -97,3 +95,21 @@ def worst_patches(true_prob: jax.Array, stride: int) -> jax.Array:
     q = true_prob.shape[2]
     at = jnp.argmin(true_prob.reshape(len(true_prob), -1), -1)
     return jnp.stack([at // q, at % q], -1) * stride
+
+
+@functools.partial(jax.jit, static_argnames=("patch", "stride"))
+def _coverage(mask: jax.Array, patch: int, stride: int) -> jax.Array:
+    inside = jax.lax.reduce_window(mask.astype(jnp.float32), 0.0, jax.lax.add, (1, patch, patch), (1, stride, stride),
+                                   "VALID")
+    return inside / patch**2
+
+
+def patch_coverage(mask: jax.Array, *, patch: int, stride: int) -> jax.Array:
+    """``(N, P, Q)``: the fraction of the patch's pixels inside ``mask`` (``(N, H, W)``, true on
+    an object) at each position of ``occlusion``'s maps; above 0 where the patch touches it."""
+    mask = jnp.asarray(mask)
+    if mask.ndim != 3:
+        raise UsageError(f"patch_coverage needs (N, H, W) masks, got shape {tuple(mask.shape)}")
+    if not 1 <= patch <= min(mask.shape[1:]) or stride < 1:
+        raise UsageError(f"patch {patch} and stride {stride} do not fit {mask.shape[1]}x{mask.shape[2]} masks")
+    return _coverage(mask, patch, stride)

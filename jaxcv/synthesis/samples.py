@@ -19,6 +19,7 @@ SAMPLES = {
     "brick": "brick.png", "grass": "grass.png",
 }
 CONTENT_SAMPLES = ("astronaut", "chelsea", "coffee")
+PHOTOGRAPHS = ("astronaut", "chelsea", "coffee", "rocket")
 STYLE_SAMPLES = ("ihc", "hubble_deep_field", "gravel")
 
 

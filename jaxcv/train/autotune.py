@@ -8,7 +8,8 @@ jax 0.11 runs XLA's own convolution ~4x faster than jax 0.10 did.  So ``resolve`
 candidate (``CONV_IMPLS`` x the epochs' ``tunable_drivers``: scan, unroll1
 and unroll8 on the device, one step per batch when streamed) on a few steps of the real
 model and data, compile time apart, and keeps the fastest, cached on disk per backend, device,
-jax version and model / input / batch / precision signature (``cache_path``).
+jax version and model / input / batch / precision signature (``cache_path``).  The processes
+of a multi-process job time the candidates together and take process 0's pick.
 
 An *execution setting* pins any part of the choice: ``"auto"`` (measure), ``"xla"`` or
 ``"im2col"`` (that formulation, the driver measured), ``"scan"`` or ``"unroll8"`` (that
@@ -32,10 +33,14 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
 from jaxcv.errors import UsageError
+from jaxcv.files import read_json, write_json
 from jaxcv.models.layers import ConvImpl, conv_impl, pinned_conv_impl, use_conv_impl
+from jaxcv.train import parallel
 from jaxcv.train.epochs import DeviceEpochs, StreamedEpochs, steps_per_call
 from jaxcv.train.state import TrainState
 
@@ -136,20 +141,29 @@ def resolve(text: str | None, epochs: DeviceEpochs | StreamedEpochs, state: Trai
     if len(candidates) == 1:
         return Choice(candidates[0], "pinned")
     key = _key({**signature, "candidates": [str(c) for c in candidates]})
-    cache = _read_cache()
-    if key in cache:
-        entry = cache[key]
-        return Choice(Execution.parse(entry["execution"]), "cached", entry["seconds_per_step"],
-                      entry["compile_seconds"])
-    if verbose:
+    entry = _read_cache().get(key) if parallel.is_primary() else None
+    cached = _process_zeros(candidates.index(Execution.parse(entry["execution"])) if entry else -1)
+    if cached >= 0:
+        entry = entry or {}
+        return Choice(candidates[cached], "cached", entry.get("seconds_per_step", {}), entry.get("compile_seconds", {}))
+    if verbose and parallel.is_primary():
         print(f"autotune: timing {', '.join(map(str, candidates))} for {signature['model'].split('(')[0]} "
               f"(once; cached in {cache_path()})", file=sys.stderr, flush=True)
     per_step, compile_s = _time(candidates, epochs, state, rngs, active)
-    best = min(candidates, key=lambda c: per_step[str(c)])
-    choice = Choice(best, "measured", per_step, compile_s)
-    _write_cache(key, {**choice.record(), "signature": signature,
-                       "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
+    best = _process_zeros(min(range(len(candidates)), key=lambda i: per_step[str(candidates[i])]))
+    choice = Choice(candidates[best], "measured", per_step, compile_s)
+    if parallel.is_primary():
+        _write_cache(key, {**choice.record(), "signature": signature,
+                           "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
     return choice
+
+
+def _process_zeros(index: int) -> int:
+    """Process 0's ``index`` on every process: the processes of a job run the same programs,
+    so process 0's cache and measurements decide for all of them."""
+    if jax.process_count() == 1:
+        return index
+    return int(multihost_utils.broadcast_one_to_all(np.int32(index)))
 
 
 def _time(candidates: list[Execution], epochs: DeviceEpochs | StreamedEpochs, state: TrainState,
@@ -180,19 +194,11 @@ def _key(signature: dict[str, Any]) -> str:
 
 def _read_cache() -> dict[str, Any]:
     path = cache_path()
-    if not path.exists():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:
-        raise UsageError(f"the autotune cache {path} is damaged; delete it (it is rebuilt by measuring)") from None
+    return read_json(path) if path.exists() else {}
 
 
 def _write_cache(key: str, entry: dict[str, Any]) -> None:
     """Add ``entry`` (atomically: a concurrent reader never sees half a file)."""
     path = cache_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    cache = {**_read_cache(), key: entry}
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(cache, indent=1))
-    tmp.replace(path)
+    write_json(path, {**_read_cache(), key: entry})

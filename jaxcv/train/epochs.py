@@ -24,7 +24,9 @@ Arrays = dict[str, np.ndarray]
 """A dataset split or a batch on the host: ``image`` (uint8 NHWC) and its targets."""
 BatchStream = Callable[[int], Iterable[Arrays]]
 """``epoch -> batches``: a training set streamed from the host instead of held on the device;
-every batch has the same size."""
+every batch has the same size.  With several processes, each streams its own block of every
+global batch (``parallel.put_local_batch``'s layout): process ``i`` of ``P`` rows
+``[i * n, (i + 1) * n)`` of a global batch of ``P * n``."""
 
 
 def steps_per_call(driver: str) -> int | None:
@@ -43,16 +45,19 @@ def aot_compile(fn: Callable, *args: Any, donate: bool = False) -> jax.stages.Co
 
 
 def host_batches(data: Arrays, batch_size: int, seed: int = 0) -> BatchStream:
-    """``data`` as a ``BatchStream``: every epoch a new shuffle (from ``seed`` and the epoch),
-    cut into whole batches on the host.  For a set that fits in host memory but not on the
-    device: only one batch at a time is sent there."""
+    """``data`` as a ``BatchStream`` of global batches of ``batch_size``: every epoch a new
+    shuffle (from ``seed`` and the epoch), cut into whole batches on the host, of which each
+    process keeps its own block (every process holds the same ``data``, checked).  For a set
+    that fits in host memory but not on the device: only one batch at a time is sent there."""
     n = len(data["image"])
     if n < batch_size:
         raise UsageError(f"{n} training examples make no batch of {batch_size}; lower the batch size")
+    block = parallel.local_block(batch_size)
+    parallel.check_processes_agree("the training data", data)
 
     def batches(epoch: int) -> Iterable[Arrays]:
         order = np.random.default_rng([seed, epoch]).permutation(n)[: n // batch_size * batch_size]
-        return ({k: v[idx] for k, v in data.items()} for idx in order.reshape(-1, batch_size))
+        return ({k: v[idx[block]] for k, v in data.items()} for idx in order.reshape(-1, batch_size))
 
     return batches
 
@@ -125,7 +130,8 @@ class DeviceEpochs:
 
 class StreamedEpochs:
     """Epochs over host batches, one compiled step per batch (the ``"stream"`` driver), each
-    batch split over the mesh's devices; the K models see the same batches."""
+    global batch assembled from the processes' blocks and split over the mesh's devices; the K
+    models see the same batches."""
 
     driver = "stream"
     tunable_drivers = ("stream",)
@@ -162,16 +168,18 @@ class StreamedEpochs:
         return self.first
 
     def compile(self, state: TrainState, rngs: jax.Array, active: jax.Array) -> None:
-        first = self._first()
-        parallel.check_batch_size(len(first["image"]), self.sharding.mesh)
-        spec = {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=self.sharding) for k, v in first.items()}
+        first, processes = self._first(), jax.process_count()
+        shapes = {k: ((len(v) * processes, *v.shape[1:]), v.dtype) for k, v in first.items()}
+        parallel.check_processes_agree("the training stream's batch shapes", sorted(shapes.items()))
+        parallel.check_batch_size(len(first["image"]) * processes, self.sharding.mesh)
+        spec = {k: jax.ShapeDtypeStruct(shape, dtype, sharding=self.sharding) for k, (shape, dtype) in shapes.items()}
         self.compiled = aot_compile(self.fn, state, spec, rngs, active, donate=True)
 
     def __call__(self, state: TrainState, rngs: jax.Array, active: jax.Array, epoch: int
                  ) -> tuple[TrainState, Metrics]:
         totals, steps = None, 0
         for batch in self.batches(epoch):
-            state, metrics = self.compiled(state, jax.device_put(batch, self.sharding),
+            state, metrics = self.compiled(state, parallel.put_local_batch(batch, self.sharding),
                                            members.fold_in(rngs, steps), active)
             totals = metrics if totals is None else jax.tree.map(jnp.add, totals, metrics)
             steps += 1

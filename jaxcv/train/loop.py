@@ -34,6 +34,8 @@ from jaxcv.train.steps import Augment, compute_dtype
 EpochHook = Callable[[int, Mapping[int, Record]], None]
 """``hook(epoch, records)``: after every epoch, the new record of each model that trained in
 it, by model index (``TensorBoardLog`` is one)."""
+WarmStart = Callable[[int, TrainState], TrainState]
+"""``warm_start(seed, state) -> state``: the model of ``seed`` as it starts training."""
 
 
 class NonFiniteLossError(UsageError):
@@ -59,6 +61,9 @@ class FitOptions:
     checkpoint_dir: str | Path | None = None
     """Save every epoch there; a rerun resumes from the newest checkpoint."""
     on_epoch: EpochHook | None = None
+    warm_start: WarmStart | None = None
+    """Turns each freshly initialised model into the one to train (pretrained layers, a
+    new head, frozen layers: ``jaxcv.transfer.warm_start``)."""
     progress: bool = True
     desc: str = "fit"
     execution: str | None = None
@@ -81,9 +86,15 @@ class FitResult:
     state: TrainState
     history: History
     compile_seconds: float
-    """Seconds spent compiling the epoch (or step) and evaluation functions, not in any epoch."""
+    """Seconds spent compiling the epoch (or step) and evaluation functions, not in any epoch
+    (when it last trained: a rerun of a finished run reports its checkpoint's; NaN if unknown)."""
     execution: dict[str, Any] | None = None
-    """How it trained (``autotune.Choice.record()``); ``None`` if it had nothing left to train."""
+    """How it last trained (``autotune.Choice.record()``); ``None`` if a rerun had nothing left to train."""
+
+    @property
+    def failed(self) -> bool:
+        """Its training loss became non-finite (it stopped training there)."""
+        return bool(self.history) and not math.isfinite(self.history[-1]["train_loss"])
 
 
 @dataclasses.dataclass
@@ -95,9 +106,11 @@ class _Models:
     rngs: jax.Array
     histories: list[History]
     active: list[bool]
+    compile_seconds: float = math.nan
+    execution: dict[str, Any] | None = None
 
-    def results(self, compile_seconds: float, execution: dict[str, Any] | None = None) -> list[FitResult]:
-        return [FitResult(members.member(self.state, i), h, compile_seconds, execution)
+    def results(self) -> list[FitResult]:
+        return [FitResult(members.member(self.state, i), h, self.compile_seconds, self.execution)
                 for i, h in enumerate(self.histories)]
 
 
@@ -109,7 +122,7 @@ def fit(model: nn.Module, train: Arrays | BatchStream, val: Arrays | None, *, se
     result, = fit_many(model, train, val, seeds=[seed], hparams={k: [v] for k, v in (hparams or {}).items()},
                        **options)
     last = result.history[-1]
-    if not math.isfinite(last["train_loss"]):
+    if result.failed:
         raise NonFiniteLossError(f"{options.get('desc', 'fit')}: the training loss became {last['train_loss']} in "
                                  f"epoch {last['epoch']}; lower the learning rate or check the inputs")
     return result
@@ -139,26 +152,29 @@ def fit_many(model: nn.Module, train: Arrays | BatchStream, val: Arrays | None, 
     parallel.check_batch_size(opts.batch_size, mesh)
     eval_batch_size = opts.eval_batch_size or max(opts.batch_size, 256 // mesh.size * mesh.size)
     parallel.check_batch_size(eval_batch_size, mesh)
+    parallel.check_processes_agree("fit_many's data and options", train if isinstance(train, dict) else None, val,
+                                   seeds, hparams, opts.epochs, opts.batch_size, eval_batch_size, opts.desc,
+                                   opts.precision, autotune.setting(opts.execution))
     epochs = training_epochs(train, loss_fn=opts.loss_fn, batch_size=opts.batch_size, augment=opts.augment, mesh=mesh,
                              precision=opts.precision)
     evaluator = None if val is None else Evaluator(val, loss_fn=opts.loss_fn, batch_size=eval_batch_size, mesh=mesh)
-    models = _init_models(model, sample_input(epochs), opts.optimizer, seeds, hparams, mesh)
+    models = _init_models(model, sample_input(epochs), opts.optimizer, seeds, hparams, mesh, opts.warm_start)
     ckpt = Checkpointer(opts.checkpoint_dir) if opts.checkpoint_dir is not None else None
     try:
-        models = _resumed(models, ckpt)
-        if max(len(h) for h in models.histories) >= opts.epochs or not any(models.active):
-            return models.results(0.0)
-        active = jnp.asarray(models.active)
-        choice = autotune.resolve(opts.execution, epochs, models.state, models.rngs, active,
-                                  autotune.signature(models.state, epochs, models.rngs, mesh), opts.progress)
-        epochs = epochs.with_driver(choice.execution.driver)
-        with use_conv_impl(choice.execution.conv):  # read as the programs are traced
-            compile_seconds = _compile(epochs, evaluator, models)
-        _train_epochs(models, epochs, evaluator, ckpt, opts, mesh)
+        models = _resumed(models, ckpt, opts.epochs)
+        if max(len(h) for h in models.histories) < opts.epochs and any(models.active):
+            active = jnp.asarray(models.active)
+            choice = autotune.resolve(opts.execution, epochs, models.state, models.rngs, active,
+                                      autotune.signature(models.state, epochs, models.rngs, mesh), opts.progress)
+            epochs = epochs.with_driver(choice.execution.driver)
+            with use_conv_impl(choice.execution.conv):  # read as the programs are traced
+                models.compile_seconds = _compile(epochs, evaluator, models)
+            models.execution = choice.record()
+            _train_epochs(models, epochs, evaluator, ckpt, opts, mesh)
     finally:
         if ckpt is not None:
             ckpt.close()
-    return models.results(compile_seconds, choice.record())
+    return models.results()
 
 
 def _checked_hparams(seeds: Sequence[int], hparams: Mapping[str, Sequence[float]] | None) -> dict:
@@ -172,27 +188,35 @@ def _checked_hparams(seeds: Sequence[int], hparams: Mapping[str, Sequence[float]
 
 
 def _init_models(model: nn.Module, sample: jax.Array, optimizer: optax.GradientTransformation,
-                 seeds: Sequence[int], hparams: Mapping[str, Sequence[float]], mesh: Mesh) -> _Models:
-    """K fresh models, model k initialised from ``seeds[k]`` with its ``hparams``, stacked and
-    replicated over ``mesh``."""
+                 seeds: Sequence[int], hparams: Mapping[str, Sequence[float]], mesh: Mesh,
+                 warm_start: WarmStart | None = None) -> _Models:
+    """K fresh models, model k initialised from ``seeds[k]`` (then ``warm_start``) with its
+    ``hparams``, stacked and replicated over ``mesh``."""
     init = jax.jit(create_state, static_argnums=(0, 1))  # one program for the K (the eager values, bit for bit)
     states, rngs = [], []
     for i, seed in enumerate(seeds):
         init_rng, epoch_rng = jax.random.split(jax.random.key(seed))
         state = init(model, optimizer, sample, init_rng)
+        if warm_start is not None:
+            state = warm_start(seed, state)
         states.append(members.with_hparams(state, {name: v[i] for name, v in hparams.items()}))
         rngs.append(epoch_rng)
     return _Models(parallel.put_replicated(members.stack(states), mesh), jnp.stack(rngs),
                    [[] for _ in seeds], [True] * len(seeds))
 
 
-def _resumed(models: _Models, ckpt: Checkpointer | None) -> _Models:
-    """``models`` as the newest checkpoint left them, if there is one."""
+def _resumed(models: _Models, ckpt: Checkpointer | None, epochs: int) -> _Models:
+    """``models`` as the newest checkpoint left them, if there is one; refused if they trained
+    for more than ``epochs`` (their numbers are not those of ``epochs`` epochs)."""
     restored = ckpt.restore_latest(models.state) if ckpt is not None else None
     if restored is None:
         return models
     state, meta = restored
-    return dataclasses.replace(models, state=state, histories=meta["histories"], active=meta["active"])
+    if (done := max(len(h) for h in meta["histories"])) > epochs:
+        raise UsageError(f"{ckpt.directory} holds runs trained for {done} epochs, more than the {epochs} asked; "
+                         f"ask for at least {done} epochs or use another folder")
+    return dataclasses.replace(models, state=state, histories=meta["histories"], active=meta["active"],
+                               compile_seconds=meta.get("compile_seconds", math.nan))
 
 
 def _compile(epochs: DeviceEpochs | StreamedEpochs, evaluator: Evaluator | None, models: _Models) -> float:
@@ -210,7 +234,7 @@ def _train_epochs(models: _Models, epochs: DeviceEpochs | StreamedEpochs, evalua
     back, report and checkpoint, until ``opts.epochs`` or no model is left active."""
     k, done = len(models.histories), max(len(h) for h in models.histories)
     bar = tqdm(range(done, opts.epochs), desc=opts.desc if k == 1 else f"{opts.desc} ({k} models)",
-               disable=not opts.progress, unit="epoch", initial=done, total=opts.epochs)
+               disable=not opts.progress or not parallel.is_primary(), unit="epoch", initial=done, total=opts.epochs)
     with bar:
         for epoch in bar:
             if not any(models.active):
@@ -234,7 +258,8 @@ def _train_epochs(models: _Models, epochs: DeviceEpochs | StreamedEpochs, evalua
                 opts.on_epoch(epoch + 1, records)
             models.state = parallel.put_replicated(models.state, mesh)
             if ckpt is not None:
-                ckpt.save(epoch + 1, models.state, {"histories": models.histories, "active": models.active})
+                ckpt.save(epoch + 1, models.state, {"histories": models.histories, "active": models.active,
+                                                    "compile_seconds": models.compile_seconds})
 
 
 def _end_of_epoch(models: _Models, i: int, record: Record, callbacks: Sequence[Callback]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import statistics
-from typing import Sequence
+from typing import Callable, Sequence
 
 from jaxcv.models.summary import ParamRow
 from jaxcv.train import FitResult
@@ -48,12 +48,26 @@ def epoch_seconds(results: Sequence[FitResult]) -> float:
     return statistics.median(e["epoch_seconds"] / e.get("models", 1) for r in results for e in r.history)
 
 
+def over_seeds(results: Sequence[FitResult], value: Callable[[FitResult], float], fmt: str = ".3f") -> str:
+    """``mean_std`` of ``value(result)`` over the seeds that did not fail, then how many failed
+    (``"0.912 ± 0.004 (1 of 3 seeds failed)"``); ``"failed"`` if all did."""
+    ok = [value(r) for r in results if not r.failed]
+    if not ok:
+        return "failed"
+    failed = len(results) - len(ok)
+    return mean_std(ok, fmt) + (f" ({failed} of {len(results)} seeds failed)" if failed else "")
+
+
 def fit_row(results: Sequence[FitResult]) -> list[str]:
     """One variant's runs over seeds as the cells of ``FIT_COLUMNS``: final and best validation
-    accuracy and the final train − validation gap (mean ± std), ``epoch_seconds`` and the mean
-    compile time."""
-    final = [r.history[-1] for r in results]
-    return [mean_std([e["val_accuracy"] for e in final]),
-            mean_std([max(e["val_accuracy"] for e in r.history) for r in results]),
+    accuracy and the final train − validation gap (mean ± std over the seeds that did not
+    fail, the failed ones counted in the first cell), ``epoch_seconds`` and the mean compile
+    time."""
+    ok = [r for r in results if not r.failed]
+    if not ok:
+        return ["failed", *["—"] * (len(FIT_COLUMNS) - 1)]
+    final = [r.history[-1] for r in ok]
+    return [over_seeds(results, lambda r: r.history[-1]["val_accuracy"]),
+            mean_std([max(e["val_accuracy"] for e in r.history) for r in ok]),
             mean_std([e["train_accuracy"] - e["val_accuracy"] for e in final]),
             f"{epoch_seconds(results):.2f}", f"{statistics.fmean(r.compile_seconds for r in results):.1f}"]

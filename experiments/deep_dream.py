@@ -1,0 +1,103 @@
+"""Deep dream (report 000, Task 5) on VGG16: one photograph dreamed with layer-2 and with layer-5
+convolutions, then with layer 5 at other continuity / dream / jitter settings.
+
+As Keras' deep_dream.py (2016-17, its "dreamy" and "bad_trip" presets): the weighted L2 norms of
+the layers maximised, total variation ("continuity", 0.1) and image L2 ("dream", 0.02 or 0.8)
+minimised, a random noise of 0 or 5 grey levels each round ("jitter"), 5 rounds of L-BFGS with 7
+evaluations, 600 rows.  Beyond Keras: octaves (3 scales, 1.4 apart, the detail that shrinking
+lost put back at each; --octaves 1 is Keras' single scale).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import jax
+import numpy as np
+
+from jaxcv import experiment
+from jaxcv.data.images import write_png
+from jaxcv.errors import UsageError
+from jaxcv.synthesis import Network, score
+from jaxcv.synthesis.dream import PRESETS, Dream, dream_objective, dream_settings, octave_shapes, optimise_octaves
+from jaxcv.synthesis.samples import load_image
+from jaxcv.synthesis.study import add_weights_option, network_for, open_study
+from jaxcv.viz import image_grid, markdown_table
+
+STUDY = "deep_dream"
+DREAMY = PRESETS["dreamy"]
+VARIANTS = {
+    "layer2": dataclasses.replace(DREAMY, layers={"conv2_1": 0.05, "conv2_2": 0.02}),
+    "layer5": DREAMY,
+    "layer5_dream0.8": dataclasses.replace(DREAMY, dream_l2=0.8),
+    "layer5_jitter5": dataclasses.replace(DREAMY, jitter=5),
+    "layer5_continuity1": dataclasses.replace(DREAMY, continuity=1.0),
+    "bad_trip": PRESETS["bad_trip"],
+}
+
+
+def describe(dream: Dream) -> list[str]:
+    return [" + ".join(f"{layer} × {w:g}" for layer, w in dream.layers.items()), f"{dream.continuity:g}",
+            f"{dream.dream_l2:g}", f"{dream.jitter:g}"]
+
+
+def run(argv: Sequence[str] | None = None, network: Network | None = None) -> None:
+    """The study from ``argv``; ``network`` replaces VGG16 from ``--weights`` (tests)."""
+    p = experiment.base_parser(STUDY, __doc__)
+    add_weights_option(p)
+    p.add_argument("--image", default="chelsea", help="the photograph: a JPEG/PNG or a sample name")
+    p.add_argument("--rows", type=experiment.positive_int, default=600, help="image height, px (aspect kept)")
+    p.add_argument("--iterations", type=experiment.positive_int, default=5, help="L-BFGS rounds per octave")
+    p.add_argument("--evaluations", type=experiment.positive_int, default=7, help="evaluations per round")
+    p.add_argument("--octaves", type=experiment.positive_int, default=3, help="scales (1: Keras' single one)")
+    p.add_argument("--octave-scale", type=float, default=1.4, help="size ratio between octaves")
+    p.add_argument("--seed", type=int, default=0, help="seed of the jitter noise")
+    p.add_control("--variants", default=",".join(VARIANTS), help=f"comma-separated, from {', '.join(VARIANTS)}")
+
+    def prepare(args):
+        names = [name for name in args.variants.split(",") if name]
+        if not names or any(name not in VARIANTS for name in names):
+            raise UsageError(f"--variants {args.variants!r}: choose from {', '.join(VARIANTS)}")
+        image = load_image(args.image, rows=args.rows)
+        smallest = octave_shapes(image.shape[:2], args.octaves, args.octave_scale)[0]
+        net, source = network_for(args, network)
+        net.check(tuple({layer for name in names for layer in VARIANTS[name].layers}), (*smallest, 3))
+        return names, image, net, source
+
+    study, (names, image, network, source) = open_study(STUDY, p, argv, prepare)
+    args = study.args
+    dreams, scores = {}, {}
+    for name in names:
+        dream = VARIANTS[name]
+        results = optimise_octaves(network, lambda shape, d=dream: dream_objective(d, shape), image,
+                                   dream_settings(dream, args.iterations, args.evaluations), args.octaves,
+                                   args.octave_scale, key=jax.random.key(args.seed),
+                                   progress=None if args.no_progress else name)
+        dreams[name] = results[-1].final[0]
+        write_png(study.out / f"{name}.png", dreams[name])
+        # the dream score (weighted layer L2 norms) of the photograph and of its dream, as the network sees them
+        before_after = score(network, dream_objective(dream, image.shape), np.stack([image, dreams[name]]))
+        scores[name] = {term: values.tolist() for term, values in before_after.items()}
+
+    image_grid([image, *dreams.values()], study.figure("dreams"), titles=[args.image, *dreams], rows=1,
+               title=f"deep dream of {args.image}", cell_inches=2.5)
+    study.write_results("scores", scores)
+    rows = []
+    for name, terms in scores.items():
+        layers = VARIANTS[name].layers
+        weighted = [sum(w * terms[f"dream_{layer}"][k] for layer, w in layers.items()) for k in (0, 1)]
+        rows.append([name, *describe(VARIANTS[name]), f"{weighted[0]:.4g} → {weighted[1]:.4g}",
+                     f"{terms['continuity'][0]:.3g} → {terms['continuity'][1]:.3g}"])
+    table = markdown_table(["variant", "layers", "continuity", "dream (L2)", "jitter (levels)",
+                            "dream score: photo → dream", "total variation: photo → dream"], rows)
+    print(table)
+    study.write_summary(
+        f"# Deep dream of {args.image}\n\n{source}; {image.shape[0]}×{image.shape[1]} px, {args.octaves} octave(s) "
+        f"{args.octave_scale:g} apart, {args.iterations} rounds of L-BFGS ({args.evaluations} evaluations) per "
+        f"octave.  Dream score: the weighted sum of the layers' L2 norms (what is maximised), of the photograph "
+        f"and of its dream.\n\n{table}\n\n![dreams](dreams.png)\n")
+
+
+if __name__ == "__main__":
+    experiment.main(run)

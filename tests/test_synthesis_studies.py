@@ -1,0 +1,109 @@
+"""The three synthesis studies end to end at tiny sizes on a small VGG-shaped network with random
+weights (no weight file needed), their command lines' bad-input contract, and the real VGG16 of
+``../shared/weights`` (skipped where absent)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import ROOT, study
+from jaxcv.models.layers import Conv, max_pool
+from jaxcv.synthesis import Network, optimise
+from jaxcv.synthesis.dream import dream_objective
+from jaxcv.synthesis.filters import channel_means, filter_objective, filter_settings, grey_noise
+from jaxcv.synthesis.network import CHECKOUT_WEIGHTS, caffe_input, vgg16
+
+
+class TinyVGG(nn.Module):
+    """VGG16's feature names (with and without ReLU) on five small blocks."""
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        features = {}
+        for block, (width, convs) in enumerate(zip((4, 6, 8, 8, 8), (1, 2, 1, 2, 2)), start=1):
+            for i in range(1, convs + 1):
+                name = f"conv{block}_{i}"
+                x = features[f"{name}_pre_relu"] = Conv(width, name=name)(x)
+                x = features[name] = nn.relu(x)
+            x = max_pool(x)
+        return x, features
+
+
+@pytest.fixture(scope="module")
+def tiny() -> Network:
+    model = TinyVGG()
+    return Network(model, jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 32, 32, 3))), caffe_input)
+
+
+def test_activation_maximization(tmp_path, tiny):
+    study("activation_maximization").run(["--out", str(tmp_path), "--no-progress", "--units", "6", "--size", "32",
+                                          "--iterations", "3", "--show", "4", "--batch-size", "4"], network=tiny)
+    numbers = json.loads((tmp_path / "activations.json").read_text())
+    assert numbers["objective"] == "conv5_1_pre_relu" and len(numbers["achieved"]) == 6 and len(numbers["shown"]) == 4
+    value = np.asarray(numbers["objective_value"])
+    assert (value[:, -1] > value[:, 0]).all()  # every filter's pre-ReLU mean rose
+    summary = (tmp_path / "summary.md").read_text()
+    assert "a given TinyVGG" in summary and "filters 0–5 of conv5_1" in summary
+    assert (tmp_path / "filters.png").stat().st_size > 0
+
+
+def test_neural_style(tmp_path, tiny):
+    study("neural_style").run(["--out", str(tmp_path), "--no-progress", "--content", "coffee", "--style", "gravel",
+                               "--rows", "32", "--iterations", "2", "--evaluations", "3", "--layer-sets", "all,last"],
+                              network=tiny)
+    losses = json.loads((tmp_path / "losses.json").read_text())
+    assert list(losses) == ["all", "last"]
+    for numbers in losses.values():
+        assert numbers["iterations"] == [0, 1, 2] and numbers["style"][-1] < numbers["style"][0]
+    assert all((tmp_path / f"{name}.png").exists() for name in ("all", "last", "iterations"))
+    assert "32×48 px" in (tmp_path / "summary.md").read_text()
+
+
+def test_deep_dream(tmp_path, tiny):
+    study("deep_dream").run(["--out", str(tmp_path), "--no-progress", "--rows", "40", "--iterations", "2",
+                             "--evaluations", "3", "--octaves", "1", "--variants", "layer2"], network=tiny)
+    scores = json.loads((tmp_path / "scores.json").read_text())
+    assert list(scores) == ["layer2"]
+    objective = dream_objective(study("deep_dream").VARIANTS["layer2"], (40, 60, 3))  # chelsea, 300x451
+    loss = [sum(objective.weights[t] * scores["layer2"][t][k] for t in objective.minimise)
+            - sum(objective.weights[t] * scores["layer2"][t][k] for t in objective.maximise) for k in (0, 1)]
+    assert loss[1] < loss[0]  # the dream scores better than the photograph
+    assert (tmp_path / "dreams.png").exists() and (tmp_path / "layer2.png").exists()
+
+
+@pytest.mark.parametrize("script, argv, message", [
+    ("activation_maximization", ["--weights", "missing/vgg16.h5"], "missing/vgg16.h5: no such weight file"),
+    ("neural_style", ["--content", "nope.jpg"], "nope.jpg: no such image file"),
+    ("deep_dream", ["--image", "nope.png"], "nope.png: no such image file"),
+])
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, script, argv, message):
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / f"{script}.py"), "--out", str(out), *argv],
+                          capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 2, proc.stderr
+    assert f"error: {message}" in proc.stderr.splitlines()[-1] and "Traceback" not in proc.stderr
+    assert not out.exists()
+
+
+@pytest.mark.skipif(not CHECKOUT_WEIGHTS.is_file(), reason=f"{CHECKOUT_WEIGHTS} not found")
+def test_pre_relu_ascent_moves_filters_the_relu_leaves_dead():
+    # Filters of the real VGG16's conv5_1 that are zero all over a grey image have no gradient
+    # after their ReLU: ascent leaves the image as it is.  Before the ReLU they rise.
+    network = vgg16(CHECKOUT_WEIGHTS)
+    start = grey_noise(jax.random.key(0), 16, size=32)
+    dead = np.flatnonzero(channel_means(network, "conv5_1", start)[np.arange(16), np.arange(16)] == 0)[:3]
+    assert len(dead) == 3
+    relu, pre = (optimise(network, filter_objective(layer), start[dead], filter_settings(iterations=5), units=dead)
+                 for layer in ("conv5_1", "conv5_1_pre_relu"))
+    np.testing.assert_array_equal(relu.final, start[dead])
+    value = pre.terms["activation"]
+    assert (value[:, -1] > value[:, 0]).all()
