@@ -157,8 +157,9 @@ def autotune_table(records: list[dict]) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", default=None, help=f"comma-separated, from {', '.join(WORKLOADS)} (default: all)")
-    p.add_argument("--modes", default="auto",
-                   help="comma-separated execution settings: auto (the autotune's pick) or FORMULATION/DRIVER with "
+    p.add_argument("--modes", default="default",
+                   help="comma-separated execution settings: default (fit's), auto (the autotune's pick), or "
+                        "FORMULATION/DRIVER with "
                         "FORMULATION im2col or xla and DRIVER scan or unrollK (K steps per compiled call)")
     p.add_argument("--precision", default="float32", help="comma-separated, from float32, bf16")
     p.add_argument("--peers", default="", help=f"comma-separated, from {', '.join([*PEERS, *PEER_ALIASES])} "

@@ -179,7 +179,9 @@ def time_epochs(model: nn.Module, data: dict[str, np.ndarray], devices: jax.Devi
     active = jnp.ones(1, bool)
     epochs = training_epochs(data, loss_fn=loss_fn, batch_size=batch_size, augment=None, mesh=mesh,
                              precision=precision)
-    choice = autotune.resolve(execution or f"{conv_impl_for(devices[0].platform)}/scan", epochs, state, rngs, active,
+    default = f"{conv_impl_for(devices[0].platform)}/scan"  # the devices', not the default backend's
+    execution = default if execution in (None, autotune.DEFAULT) else execution
+    choice = autotune.resolve(execution, epochs, state, rngs, active,
                               autotune.signature(state, epochs, rngs, mesh))
     epochs = epochs.with_driver(choice.execution.driver)
     with use_conv_impl(choice.execution.conv):

@@ -158,8 +158,9 @@ def base_parser(study: str, description: str, epilog: str = "", *, out: str | No
     p.add_control("--out", type=Path, default=None, help=f"run folder (default: {out or f'runs/{study}'})")
     p.add_control("--no-progress", action="store_true", help="no progress bars")
     p.add_control("--execution", default=None,
-                  help="convolution formulation / epoch driver, e.g. xla/unroll8 (default: $JAXCV_EXECUTION, else "
-                       "auto: measured once per model and cached); it changes speed, not results")
+                  help="convolution formulation / epoch driver, e.g. xla/unroll8, or auto: measured once per model "
+                       "and cached (default: $JAXCV_EXECUTION, else default: the backend's formulation in a scanned "
+                       "epoch); it changes speed, not results")
     return p
 
 

@@ -2,6 +2,7 @@
 measures, caches and yields to overrides; bf16 compute keeps float32 parameters and learns."""
 
 import json
+import time
 
 import jax
 import jax.numpy as jnp
@@ -61,6 +62,8 @@ def test_autotune_measures_once_then_reads_its_cache(tmp_path, monkeypatch):
     assert again.execution["source"] == "cached" and again.execution["execution"] == fastest
     monkeypatch.setenv(autotune.ENV, "xla/unroll2")
     assert _fit(None).execution == {"execution": "xla/unroll2", "source": "pinned"}
+    monkeypatch.delenv(autotune.ENV)
+    assert _fit(None).execution == {"execution": "im2col/scan", "source": "pinned"}  # the default on the CPU
     (tmp_path / "autotune.json").write_text("{")
     with pytest.raises(UsageError, match="damaged"):
         _fit("auto")
@@ -90,3 +93,17 @@ def test_bf16_keeps_float32_state_and_learns(shapes_cifar):
     h = result.history
     assert h[-1]["train_loss"] < h[0]["train_loss"]
     assert h[-1]["val_accuracy"] >= 0.25, h  # test_learns_shapes_cifar's bar in float32
+
+
+def test_the_autotune_does_not_repeat_a_hopeless_candidate():
+    calls = {"fast": 0, "slow": 0}
+
+    def call(name, seconds):
+        def run():
+            calls[name] += 1
+            time.sleep(seconds)
+        return run
+
+    seconds = autotune._timed_rounds({"fast": call("fast", 0.0), "slow": call("slow", 0.1)})
+    assert calls == {"fast": autotune.REPEATS + 1, "slow": 2}  # a warm-up and one timed call
+    assert seconds["fast"] < 0.1 / autotune.HOPELESS < seconds["slow"]

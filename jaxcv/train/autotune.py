@@ -15,7 +15,10 @@ An *execution setting* pins any part of the choice: ``"auto"`` (measure), ``"xla
 ``"im2col"`` (that formulation, the driver measured), ``"scan"`` or ``"unroll8"`` (that
 driver; the formulation of ``jaxcv.models.layers.conv_impl()``: a ``use_conv_impl`` block's,
 else the backend's default, not measured), or both as ``"xla/unroll8"``.  ``fit`` takes it
-as ``execution=``, studies as ``--execution``, and ``$JAXCV_EXECUTION`` gives the default.
+as ``execution=``, studies as ``--execution``, and ``$JAXCV_EXECUTION`` gives the default;
+without one, ``"default"`` (``DEFAULT``): on a quiet 2-core CPU with jax 0.11 the scan over im2col steps was
+the fastest of the candidates for ``mnist_cnn`` (the README's table), and measuring costs a
+compile per candidate and minutes of XLA's convolution in a scan on the CPU.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -49,7 +52,12 @@ TIMED_STEPS = 16
 """Steps per timed call: two calls of ``"unroll8"``, a scan of as many steps."""
 REPEATS = 3
 """Timed calls per candidate after a warm-up one; their median counts."""
+HOPELESS = 3.0
+"""A candidate this many times slower than the best in the first timed call is not timed again."""
 ENV = "JAXCV_EXECUTION"
+DEFAULT = "default"
+"""The setting without one: the backend's formulation (im2col on the CPU, XLA's on GPUs) and the
+epochs' own driver (``scan`` over a set on the device, ``stream`` when streamed)."""
 CACHE_ENV = "JAXCV_AUTOTUNE_CACHE"
 
 
@@ -89,8 +97,11 @@ class Choice:
 
 
 def parse_setting(text: str) -> tuple[ConvImpl | None, str | None]:
-    """An execution setting as ``(conv, driver)``, ``None`` where it is left to measure."""
+    """An execution setting as ``(conv, driver)``, ``None`` where it is left to measure
+    (``DEFAULT`` leaves both to the backend and the epochs, unmeasured)."""
     conv = driver = None
+    if text == DEFAULT:
+        return conv, driver
     for part in (p for p in text.split("/") if p != "auto"):
         if part in CONV_IMPLS and conv is None:
             conv = part
@@ -104,8 +115,9 @@ def parse_setting(text: str) -> tuple[ConvImpl | None, str | None]:
 
 
 def setting(explicit: str | None) -> str:
-    """The execution setting in force: ``explicit`` if given, else ``$JAXCV_EXECUTION``, else ``"auto"``."""
-    return explicit if explicit is not None else os.environ.get(ENV, "auto")
+    """The execution setting in force: ``explicit`` if given, else ``$JAXCV_EXECUTION``, else
+    ``DEFAULT``."""
+    return explicit if explicit is not None else os.environ.get(ENV, DEFAULT)
 
 
 def cache_path() -> Path:
@@ -132,7 +144,10 @@ def resolve(text: str | None, epochs: DeviceEpochs | StreamedEpochs, state: Trai
             active: jax.Array, signature: dict[str, Any], verbose: bool = False) -> Choice:
     """The execution for ``epochs`` of ``state``'s models under setting ``text`` (``setting``):
     pinned where the setting says, else the cached or newly measured fastest candidate."""
-    conv, driver = parse_setting(setting(text))
+    text = setting(text)
+    if text == DEFAULT:
+        return Choice(Execution(conv_impl(), epochs.driver), "pinned")
+    conv, driver = parse_setting(text)
     if driver is not None:
         epochs.with_driver(driver)  # a UsageError if it does not apply
     convs = [conv] if conv is not None else ([conv_impl()] if driver is not None or pinned_conv_impl() else CONV_IMPLS)
@@ -159,8 +174,8 @@ def resolve(text: str | None, epochs: DeviceEpochs | StreamedEpochs, state: Trai
 
 
 def _process_zeros(index: int) -> int:
-    """Process 0's ``index`` on every process: the processes of a job run the same programs,
-    so process 0's cache and measurements decide for all of them."""
+    """Process 0's ``index`` (or bool) on every process: the processes of a job run the same
+    programs, so process 0's cache and measurements decide for all of them."""
     if jax.process_count() == 1:
         return index
     return int(multihost_utils.broadcast_one_to_all(np.int32(index)))
@@ -168,24 +183,42 @@ def _process_zeros(index: int) -> int:
 
 def _time(candidates: list[Execution], epochs: DeviceEpochs | StreamedEpochs, state: TrainState,
           rngs: jax.Array, active: jax.Array) -> tuple[dict[str, float], dict[str, float]]:
-    """Seconds per step of each candidate (median of ``REPEATS`` calls of ``TIMED_STEPS``
-    steps after a warm-up) and its compile seconds.  The calls go round the candidates in
-    turn, so that a load that comes and goes weighs on all of them alike."""
-    trials, compile_s = {}, {}
+    """Seconds per step of each candidate (``_timed_rounds`` of calls of ``TIMED_STEPS``
+    steps) and its compile seconds."""
+    calls, compile_s = {}, {}
     for candidate in candidates:
         with use_conv_impl(candidate.conv):
             trial = epochs.sampled(TIMED_STEPS).with_driver(candidate.driver)
             start = time.perf_counter()
             trial.compile(state, rngs, active)
             compile_s[str(candidate)] = time.perf_counter() - start
-        trials[str(candidate)] = [trial, jax.tree.map(jnp.copy, state)]  # each trial donates its own copy
-    times: dict[str, list[float]] = {name: [] for name in trials}
-    for _ in range(REPEATS + 1):
-        for name, entry in trials.items():
+        calls[str(candidate)] = _call(trial, jax.tree.map(jnp.copy, state), rngs, active)  # each donates its own copy
+    return {name: t / TIMED_STEPS for name, t in _timed_rounds(calls).items()}, compile_s
+
+
+def _call(trial: DeviceEpochs | StreamedEpochs, state: TrainState, rngs: jax.Array, active: jax.Array
+          ) -> Callable[[], None]:
+    """One call of ``trial``'s epoch, blocked on its result, each on the state the last left."""
+    def call() -> None:
+        nonlocal state
+        state = jax.block_until_ready(trial(state, rngs, active, 0))[0]
+    return call
+
+
+def _timed_rounds(calls: dict[str, Callable[[], None]]) -> dict[str, float]:
+    """The median seconds of each call over ``REPEATS`` rounds after a warm-up round, the
+    rounds going round the calls in turn (a load that comes and goes weighs on all alike); a
+    call ``HOPELESS`` times slower than the fastest in the first timed round is not repeated
+    (as process 0 finds: the processes of a job make the same calls)."""
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for round_ in range(REPEATS + 1):
+        for name, call in calls.items():
+            if round_ > 1 and _process_zeros(times[name][1] > HOPELESS * min(t[1] for t in times.values())):
+                continue  # no median can save it (XLA's conv in a scan body on the CPU: ~10x slower)
             start = time.perf_counter()
-            entry[1] = jax.block_until_ready(entry[0](entry[1], rngs, active, 0))[0]
+            call()
             times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t[1:]) / TIMED_STEPS for name, t in times.items()}, compile_s
+    return {name: statistics.median(t[1:]) for name, t in times.items()}
 
 
 def _key(signature: dict[str, Any]) -> str:
