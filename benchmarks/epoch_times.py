@@ -1,14 +1,17 @@
 """Steady-state seconds per training epoch of the study models, CPU against GPU, jaxcv against peers.
 
 For each model (``jaxcv.bench.WORKLOADS``) and device kind (CPU always, GPU when JAX sees
-one) it times a whole epoch as one compiled ``lax.scan`` (jaxcv's path; ``--modes scan,loop``
-adds a Python loop over a compiled step).  Compile time is apart; epochs are medians of
+one) it times a training epoch as ``fit`` runs it, once per ``--modes`` entry: an execution
+setting of ``jaxcv.train.autotune`` (``im2col/scan``, ``xla/unroll8`` ..., or ``auto``: the
+autotune's pick, measured now or read from its cache, with its per-step timings of every
+candidate), and per ``--precision``.  Compile time is apart; epochs are medians of
 ``--repeats`` runs after a warm-up, blocked on their results; achieved FLOP/s come from XLA's
 cost analysis, and the fraction of peak where the device's peak is known.  Synthetic data.
 
 ``--peers torch,keras`` times the same ``mnist_cnn`` / ``cifar_cnn`` (same layers, parameter
 counts, batch size and data) in PyTorch eager and Keras 3 ``fit`` (JAX and TensorFlow
-backends), each in its own process, on the CPU.
+backends), each in its own process, on the CPU, in the same run; ``--peer-python`` runs them
+with another interpreter (one that has torch when jaxcv's has none).
 
 Writes ``benchmarks/results/<host>-<date>.json`` (or ``--json PATH``): a list of records,
 and next to it the markdown table (``.md``) and a bar chart of images/s (``.png``).
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib.util
+import itertools
 import json
 import os
 import subprocess
@@ -35,6 +39,8 @@ from jaxcv.bench import WORKLOADS, available_workloads, device_info, load, synth
 from jaxcv.errors import UsageError  # noqa: E402
 from jaxcv.experiment import positive_int  # noqa: E402
 from jaxcv.models import get_model  # noqa: E402
+from jaxcv.train.autotune import parse_setting  # noqa: E402
+from jaxcv.train.steps import compute_dtype  # noqa: E402
 from jaxcv.viz import markdown_table, plot_bars  # noqa: E402
 
 PEERS_DIR = Path(__file__).resolve().parent / "peers"
@@ -70,16 +76,20 @@ def peer_impls(text: str) -> list[str]:
     return impls
 
 
-def run_peer(impl: str, model: str, data: dict[str, np.ndarray], batch_size: int, repeats: int) -> dict | None:
-    """Time ``model`` in peer ``impl`` in its own process; ``None`` (with a note) if it cannot run."""
+def run_peer(impl: str, model: str, data: dict[str, np.ndarray], batch_size: int, repeats: int,
+             python: str | None = None) -> dict | None:
+    """Time ``model`` in peer ``impl`` in its own process (run by ``python``, default this
+    interpreter); ``None`` (with a note) if it cannot run."""
     script, env, extra, modules = PEERS[impl]
-    if missing := [m for m in modules if importlib.util.find_spec(m) is None]:
-        print(f"skipping {impl}: {', '.join(missing)} not installed (pip install 'jaxcv[peers]')", flush=True)
+    missing = [m for m in modules if importlib.util.find_spec(m) is None] if python is None else []
+    if missing:
+        print(f"skipping {impl}: {', '.join(missing)} not installed (pip install 'jaxcv[peers]', "
+              f"or --peer-python an interpreter that has them)", flush=True)
         return None
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "data.npz"
         np.savez(path, **data)
-        proc = subprocess.run([sys.executable, str(PEERS_DIR / script), str(path), model, str(batch_size),
+        proc = subprocess.run([python or sys.executable, str(PEERS_DIR / script), str(path), model, str(batch_size),
                                str(repeats), *extra], capture_output=True, text=True, env={**os.environ, **env})
     if proc.returncode != 0:
         print(f"skipping {impl} {model}: it failed:\n{proc.stderr[-2000:]}", flush=True)
@@ -88,20 +98,30 @@ def run_peer(impl: str, model: str, data: dict[str, np.ndarray], batch_size: int
 
 
 def summary_table(records: list[dict]) -> str:
-    """One row per model and implementation: CPU and GPU side by side, GPU speedup, peer ratios."""
+    """One row per model and implementation: CPU and GPU side by side, GPU speedup, and CPU
+    time over the fastest float32 jaxcv execution's on the CPU."""
     by_key: dict[tuple[str, str], dict[str, dict]] = {}
     for r in records:
         by_key.setdefault((r["model"], r["impl"]), {})[r["device"].split(":")[0]] = r
-    jaxcv = {(m, p): r for (m, impl), d in by_key.items() if impl == "jaxcv-scan" for p, r in d.items()}
+    best: dict[str, dict] = {}
+    for (model, impl), d in by_key.items():
+        cpu = d.get("cpu")
+        if impl.startswith("jaxcv") and cpu and cpu.get("precision", "float32") == "float32":
+            if model not in best or cpu["epoch_seconds"] < best[model]["epoch_seconds"]:
+                best[model] = cpu
 
     def cell(r: dict | None, key: str, fmt: str, scale: float = 1.0) -> str:
         return format(r[key] / scale, fmt) if r and r.get(key) is not None else "-"
 
+    def execution(r: dict | None) -> str:
+        return f"{r['execution']['execution']} ({r['execution']['source']})" if r and "execution" in r else "-"
+
     rows = []
     for (model, impl), d in by_key.items():
         cpu, gpu = d.get("cpu"), d.get("gpu")
-        ref = jaxcv.get((model, "cpu"))
-        rows.append((model, impl, cpu["examples"] if cpu else gpu["examples"], cpu["batch_size"] if cpu else gpu["batch_size"],
+        ref = best.get(model)
+        rows.append((model, impl, " / ".join(execution(r) for r in (cpu, gpu) if r),
+                     cpu["examples"] if cpu else gpu["examples"], cpu["batch_size"] if cpu else gpu["batch_size"],
                      cell(cpu, "epoch_seconds", ".2f"), cell(cpu, "images_per_second", ",.0f"),
                      cell(gpu, "epoch_seconds", ".3f"), cell(gpu, "images_per_second", ",.0f"),
                      f"{cpu['epoch_seconds'] / gpu['epoch_seconds']:.1f}×" if cpu and gpu else "-",
@@ -110,17 +130,42 @@ def summary_table(records: list[dict]) -> str:
                      " / ".join(cell(r, "flop_per_second", ".1f", 1e9) for r in (cpu, gpu) if r),
                      cell(gpu, "fraction_of_peak", ".1%"),
                      cell(cpu, "load", ".1f")))
-    return markdown_table(["model", "impl", "examples", "batch", "CPU s / epoch", "CPU images / s", "GPU s / epoch",
-                           "GPU images / s", "GPU speedup", "CPU time ÷ jaxcv", "compile s (CPU / GPU)",
-                           "GFLOP/s (CPU / GPU)", "GPU % of peak", "load"], rows)
+    return markdown_table(["model", "impl", "execution (CPU / GPU)", "examples", "batch", "CPU s / epoch",
+                           "CPU images / s", "GPU s / epoch", "GPU images / s", "GPU speedup",
+                           "CPU time ÷ fastest jaxcv", "compile s (CPU / GPU)", "GFLOP/s (CPU / GPU)",
+                           "GPU % of peak", "load"], rows)
+
+
+def autotune_table(records: list[dict]) -> str:
+    """Why the autotune picked what it did: per model and device, every candidate's measured
+    milliseconds per step (its compile seconds apart), the pick first in bold."""
+    rows = []
+    for r in records:
+        tuned = r.get("execution", {})
+        if not tuned.get("seconds_per_step"):
+            continue
+        ranked = sorted(tuned["seconds_per_step"].items(), key=lambda kv: kv[1])
+        cells = [f"{'**' if c == tuned['execution'] else ''}{c}: {s * 1e3:.1f} ms"
+                 f"{'**' if c == tuned['execution'] else ''} ({tuned['compile_seconds'][c]:.1f} s compile)"
+                 for c, s in ranked]
+        rows.append((r["model"], r["device"].split(":")[0], r.get("precision", "float32"), tuned["source"],
+                     "; ".join(cells)))
+    return markdown_table(["model", "device", "precision", "source", "ms per step by candidate (fastest first)"],
+                          rows) if rows else ""
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", default=None, help=f"comma-separated, from {', '.join(WORKLOADS)} (default: all)")
-    p.add_argument("--modes", default="scan", help="comma-separated: scan (whole epoch compiled), loop (step loop)")
+    p.add_argument("--modes", default="default",
+                   help="comma-separated execution settings: default (fit's), auto (the autotune's pick), or "
+                        "FORMULATION/DRIVER with "
+                        "FORMULATION im2col or xla and DRIVER scan or unrollK (K steps per compiled call)")
+    p.add_argument("--precision", default="float32", help="comma-separated, from float32, bf16")
     p.add_argument("--peers", default="", help=f"comma-separated, from {', '.join([*PEERS, *PEER_ALIASES])} "
                                                 f"(on the CPU, for {', '.join(PEER_MODELS)})")
+    p.add_argument("--peer-python", default=None,
+                   help="interpreter to run the peers with (default: this one), e.g. a venv with torch")
     p.add_argument("--batch-size", type=positive_int, default=128)
     p.add_argument("--examples", type=positive_int, default=None,
                    help="examples per epoch (default: the real dataset's, e.g. 60,000 for MNIST)")
@@ -134,6 +179,11 @@ def main() -> None:
         models, absent = available_workloads((args.models or (QUICK["models"] if args.quick else ",".join(WORKLOADS)))
                                              .split(","))
         peers = peer_impls(args.peers)
+        modes, precisions = args.modes.split(","), args.precision.split(",")
+        for mode in modes:
+            parse_setting(mode)
+        for precision in precisions:
+            compute_dtype(precision)
     except UsageError as e:
         p.error(str(e))
     examples = args.examples or (QUICK["examples"] if args.quick else None)
@@ -149,28 +199,33 @@ def main() -> None:
         workload, model = WORKLOADS[name], get_model(name)
         for platform, device in device_kinds().items():
             data, loss_fn = synthetic_task(model, workload.shape, examples or workload.examples, workload.task)
-            for mode in args.modes.split(","):
+            for mode, precision in itertools.product(modes, precisions):
                 before = load()
-                r = time_epochs(model, data, device, batch_size=args.batch_size, mode=mode, repeats=repeats,
-                                loss_fn=loss_fn)
-                records.append({"model": name, "impl": f"jaxcv-{mode}", "device": f"{platform}:{device.device_kind}",
+                r = time_epochs(model, data, device, batch_size=args.batch_size, execution=mode, repeats=repeats,
+                                loss_fn=loss_fn, precision=precision)
+                impl = f"jaxcv-{mode}" + ("" if precision == "float32" else f"-{precision}")
+                records.append({"model": name, "impl": impl, "device": f"{platform}:{device.device_kind}",
                                 "batch_size": args.batch_size, **r, "load": before, "machine": machine})
-                print(f"{name:18s} {records[-1]['impl']:20s} {platform} {r['epoch_seconds']:8.3f} s/epoch "
-                      f"{r['images_per_second']:9.0f} img/s  compile {r['compile_seconds']:.1f} s", flush=True)
+                print(f"{name:18s} {impl:24s} {platform} {r['epoch_seconds']:8.3f} s/epoch "
+                      f"{r['images_per_second']:9.0f} img/s  compile {r['compile_seconds']:.1f} s"
+                      f"  ({r['execution']['execution']}, {r['execution']['source']})", flush=True)
         if name not in PEER_MODELS:
             continue
-        jaxcv_cpu = next(r for r in records if r["model"] == name and r["device"].startswith("cpu"))
+        jaxcv_cpu = min((r for r in records if r["model"] == name and r["device"].startswith("cpu")
+                         and r["precision"] == "float32"), key=lambda r: r["epoch_seconds"], default=None)
         for impl in peers:
             before = load()
-            r = run_peer(impl, name, data, args.batch_size, repeats)
+            r = run_peer(impl, name, data, args.batch_size, repeats, args.peer_python)
             if r is None:
                 continue
             records.append({**r, "load": before, "machine": machine})
             print(f"{name:18s} {impl:20s} cpu {r['epoch_seconds']:8.3f} s/epoch {r['images_per_second']:9.0f} img/s"
-                  f"  {r['epoch_seconds'] / jaxcv_cpu['epoch_seconds']:.2f}× jaxcv's time"
-                  f" (params {r['params']:,} vs {jaxcv_cpu['params']:,})", flush=True)
+                  + (f"  {r['epoch_seconds'] / jaxcv_cpu['epoch_seconds']:.2f}× the fastest jaxcv's time"
+                     f" (params {r['params']:,} vs {jaxcv_cpu['params']:,})" if jaxcv_cpu else ""), flush=True)
 
     table = summary_table(records)
+    if tuned := autotune_table(records):
+        table += "\n\nThe autotune's measurements (a few steps per candidate, compile apart):\n\n" + tuned
     print(table)
     path = args.json or Path(__file__).parent / "results" / f"{info['host']}-{datetime.date.today()}.json"
     path.parent.mkdir(parents=True, exist_ok=True)

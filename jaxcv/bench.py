@@ -22,8 +22,9 @@ import optax
 from jaxcv.errors import UsageError
 from jaxcv.models import count_params, list_models
 from jaxcv.models.layers import conv_impl_for, use_conv_impl
-from jaxcv.train import (aot_compile, classification, create_state, data_mesh, reconstruction, regression,
-                         train_epoch, train_step)
+from jaxcv.train import (aot_compile, autotune, classification, create_state, data_mesh, members, reconstruction,
+                         regression, train_step)
+from jaxcv.train.epochs import training_epochs
 from jaxcv.train.losses import LossFn
 from jaxcv.train.parallel import batch_sharded, check_batch_size, put_replicated
 from jaxcv.train.steps import to_float
@@ -153,67 +154,56 @@ def device_info() -> dict[str, Any]:
 
 
 def time_epochs(model: nn.Module, data: dict[str, np.ndarray], devices: jax.Device | Sequence[jax.Device], *,
-                batch_size: int, mode: str = "scan", repeats: int = 3, loss_fn: LossFn = classification,
-                optimizer: optax.GradientTransformation | None = None) -> dict[str, Any]:
-    """Steady-state seconds per training epoch of ``model`` over ``data`` on ``devices``.
+                batch_size: int, execution: str | None = None, repeats: int = 3, loss_fn: LossFn = classification,
+                optimizer: optax.GradientTransformation | None = None, precision: str = "float32") -> dict[str, Any]:
+    """Steady-state seconds per training epoch of ``model`` over ``data`` on ``devices``, as
+    ``fit`` trains it (data on the device, several devices splitting each batch).
 
-    ``mode="scan"`` runs the epoch as one compiled call (data on the device, no host round
-    trip per batch); ``mode="loop"`` calls a compiled step once per batch from Python,
-    batches already on the device.  Several devices split each batch (data parallel).
-    Compile time is measured apart, then one warm-up epoch, then the median of ``repeats``
-    epochs.  FLOPs come from XLA's cost analysis of the compiled step.  Convolutions use the
-    fast formulation for the devices' platform.
+    ``execution`` is a setting of ``jaxcv.train.autotune``: a formulation and a driver
+    (``"xla/unroll8"``) or ``"auto"`` (the autotune's choice, measured now or cached); default:
+    the platform's default formulation with the scan driver.  Compile time is measured apart,
+    then one warm-up epoch, then the median of ``repeats`` epochs.  FLOPs come from XLA's cost
+    analysis of one compiled step.
     """
-    if mode not in ("scan", "loop"):
-        raise ValueError(f"mode must be 'scan' or 'loop', got {mode!r}")
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     devices = [devices] if isinstance(devices, jax.Device) else list(devices)
-    with use_conv_impl(conv_impl_for(devices[0].platform)):
-        return _time_epochs(model, data, devices, batch_size, mode, repeats, loss_fn, optimizer or optax.adam(1e-3))
-
-
-def _time_epochs(model: nn.Module, data: dict[str, np.ndarray], devices: list[jax.Device], batch_size: int,
-                 mode: str, repeats: int, loss_fn: LossFn, tx: optax.GradientTransformation) -> dict[str, Any]:
-    """``time_epochs`` with its arguments checked and the convolution chosen."""
     mesh = data_mesh(devices)
     check_batch_size(batch_size, mesh)
     n = len(data["image"]) // batch_size * batch_size
     if n == 0:
         raise UsageError(f"{len(data['image'])} examples make no batch of {batch_size}")
-    state = put_replicated(create_state(model, tx, to_float(data["image"][:1]), jax.random.key(0)), mesh)
-    rng = jax.random.key(1)  # placed by the compiled calls (a key array cannot be put across processes)
-    step = functools.partial(train_step, loss_fn=loss_fn)
-    sharding = batch_sharded(mesh)
-    sample = jax.device_put({k: v[:batch_size] for k, v in data.items()}, sharding)
-    compiled, compile_s = compile_seconds(step, state, sample, rng, donate=True)
-    # XLA's cost analysis counts a loop body once, so an epoch's FLOPs are a step's times steps.
-    step_flops = flops(compiled)
-    epoch_flops = step_flops * (n // batch_size) if step_flops else None
-    if mode == "scan":
-        on_device = put_replicated(data, mesh)
-        fn = functools.partial(train_epoch, loss_fn=loss_fn, batch_size=batch_size, sharding=sharding)
-        compiled, compile_s = compile_seconds(fn, state, on_device, rng, donate=True)
-        run = lambda s: compiled(s, on_device, rng)  # noqa: E731
-    else:
-        batches = [jax.device_put({k: v[i : i + batch_size] for k, v in data.items()}, sharding)
-                   for i in range(0, n, batch_size)]
-
-        def run(s):
-            for batch in batches:
-                s, metrics = compiled(s, batch, rng)
-            return s, metrics
-
-    params = count_params(state.params)
+    one = create_state(model, optimizer or optax.adam(1e-3), to_float(data["image"][:1]), jax.random.key(0))
+    state = put_replicated(members.stack([one]), mesh)
+    rngs = jnp.stack([jax.random.key(1)])  # placed by the compiled calls (a key array cannot be put across processes)
+    active = jnp.ones(1, bool)
+    epochs = training_epochs(data, loss_fn=loss_fn, batch_size=batch_size, augment=None, mesh=mesh,
+                             precision=precision)
+    default = f"{conv_impl_for(devices[0].platform)}/scan"  # the devices', not the default backend's
+    execution = default if execution in (None, autotune.DEFAULT) else execution
+    choice = autotune.resolve(execution, epochs, state, rngs, active,
+                              autotune.signature(state, epochs, rngs, mesh))
+    epochs = epochs.with_driver(choice.execution.driver)
+    with use_conv_impl(choice.execution.conv):
+        # XLA's cost analysis counts a loop body once, so an epoch's FLOPs are a step's times steps.
+        step = functools.partial(train_step, loss_fn=loss_fn, precision=precision)
+        sample = jax.device_put({k: v[:batch_size] for k, v in data.items()}, batch_sharded(mesh))
+        step_flops = flops(aot_compile(step, put_replicated(one, mesh), sample, rngs[0]))
+        epoch_flops = step_flops * (n // batch_size) if step_flops else None
+        start = time.perf_counter()
+        epochs.compile(state, rngs, active)
+        compile_s = time.perf_counter() - start
     times = []
-    for _ in range(repeats + 1):  # the first epoch warms caches and is not counted
-        (state, _), seconds = timed(run, state)
+    for epoch in range(repeats + 1):  # the first epoch warms caches and is not counted
+        (state, _), seconds = timed(epochs, state, rngs, active, epoch)
         times.append(seconds)
+    params = count_params(one.params)
     epoch_s = statistics.median(times[1:])
     achieved = epoch_flops / epoch_s if epoch_flops else None
     peak = peak_flop_per_second(devices[0])
     peak = peak * len(devices) if peak else None
-    return {"compile_seconds": compile_s, "epoch_seconds": epoch_s, "epoch_seconds_all": times[1:],
-            "images_per_second": n / epoch_s, "examples": n, "devices": len(devices), "params": params,
+    return {"execution": choice.record(), "precision": precision, "compile_seconds": compile_s,
+            "epoch_seconds": epoch_s, "epoch_seconds_all": times[1:], "images_per_second": n / epoch_s,
+            "examples": n, "devices": len(devices), "params": params,
             "flops_per_epoch": epoch_flops, "flop_per_second": achieved, "peak_flop_per_second": peak,
             "fraction_of_peak": achieved / peak if achieved and peak else None}

@@ -1,9 +1,10 @@
 """What every study script shares: its command line, its run folder, its runs and outputs.
 
 A study writes ``<out>/config.json`` (the options that define its runs, once it trains or
-summarises; kept as well in ``<out>/checkpoints/identity.json`` once it trains),
-``<out>/history.json`` (per variant and seed, a list of per-epoch records; see ``jaxcv.files``
-for NaN),
+summarises, and under ``executions`` the convolution formulation and epoch driver each group of
+runs trained with; the options are kept as well in ``<out>/checkpoints/identity.json`` once it
+trains), ``<out>/history.json`` (per variant and seed, a list of per-epoch records; see
+``jaxcv.files`` for NaN),
 ``<out>/tensorboard/<variant>/seed<k>/`` (TensorBoard event files, written as the runs
 train), PNG figures and ``<out>/summary.md``.  A variant's seeds train together, vmapped in
 one compiled function (``fit_many``), unless ``--sequential-seeds``; every run is
@@ -38,6 +39,7 @@ from jaxcv.errors import UsageError
 from jaxcv.files import read_json, write_json, write_text
 from jaxcv.train import (OPTIMIZERS, Arrays, BatchStream, FitResult, History, NonFiniteLossError, TensorBoardLog,
                          fit_many, host_batches, maybe_initialize_distributed, parallel)
+from jaxcv.train.steps import PRECISIONS
 
 
 def positive_int(text: str) -> int:
@@ -129,6 +131,8 @@ def parser(study: str, description: str, *, dataset: str, epochs: int, batch_siz
     p.add_argument("--stream", action="store_true",
                    help="stream shuffled training batches from the host instead of holding the training set on "
                         "the device (for sets larger than its memory; every seed sees the same batches)")
+    p.add_argument("--precision", choices=PRECISIONS, default="float32",
+                   help="compute dtype of training (bf16: parameters and optimizer state stay float32)")
     if optimizer is not None:
         p.add_argument("--optimizer", choices=OPTIMIZERS, default=optimizer, help="optimizer")
     if lr is not None:
@@ -153,6 +157,10 @@ def base_parser(study: str, description: str, epilog: str = "", *, out: str | No
     p = StudyParser(prog=f"{study}.py", description=description, epilog=textwrap.fill(epilog, 90) or None)
     p.add_control("--out", type=Path, default=None, help=f"run folder (default: {out or f'runs/{study}'})")
     p.add_control("--no-progress", action="store_true", help="no progress bars")
+    p.add_control("--execution", default=None,
+                  help="convolution formulation / epoch driver, e.g. xla/unroll8, or auto: measured once per model "
+                       "and cached (default: $JAXCV_EXECUTION, else default: the backend's formulation in a scanned "
+                       "epoch); it changes speed, not results")
     return p
 
 
@@ -178,6 +186,8 @@ class Study:
         self.histories: dict[str, dict[str, History]] = {}
         self.failures: dict[str, str] = {}
         """``{"variant/seed<k>": what happened}`` for every run whose loss became non-finite."""
+        self.executions: dict[str, dict] = {}
+        """``{group: how its runs executed}`` (``FitResult.execution``), for config.json."""
         self._scratch: tempfile.TemporaryDirectory | None = None
 
     @property
@@ -234,8 +244,8 @@ class Study:
         settings = [dict(zip(grid, values)) for values in zip(*grid.values())] if grid else [{}]
         variants = [f"{name}[{', '.join(f'{k}={v:g}' for k, v in s.items())}]" if s else name for s in settings]
         seeds = list(range(self.args.seeds if seeds is None else seeds))
-        options = {"epochs": self.args.epochs, "batch_size": self.args.batch_size,
-                   "progress": not self.args.no_progress, **fit_options}
+        options = {"epochs": self.args.epochs, "batch_size": self.args.batch_size, "precision": self.args.precision,
+                   "execution": self.args.execution, "progress": not self.args.no_progress, **fit_options}
         if self.args.stream:
             train = host_batches(train, options["batch_size"])
         runs = [(variant, setting, seed) for variant, setting in zip(variants, settings) for seed in seeds]
@@ -270,16 +280,22 @@ class Study:
         hparams = {k: [setting[k] for _, setting, _ in runs] for k in runs[0][1]}
         self._write_config(with_checkpoints=True)
         with TensorBoardLog(self.out / "tensorboard", names) as log:
-            return fit_many(model, train, val, seeds=[seed for *_, seed in runs], hparams=hparams, desc=desc,
-                            checkpoint_dir=self.out / "checkpoints" / desc,
-                            on_epoch=log if parallel.is_primary() else None, **options)
+            results = fit_many(model, train, val, seeds=[seed for *_, seed in runs], hparams=hparams, desc=desc,
+                               checkpoint_dir=self.out / "checkpoints" / desc,
+                               on_epoch=log if parallel.is_primary() else None, **options)
+        if results[0].execution is not None:  # how they trained: config.json's "executions"
+            self.executions[desc] = results[0].execution
+            self._write_config(with_checkpoints=False)
+        return results
 
     def _write_config(self, *, with_checkpoints: bool) -> None:
-        """Record the options that define the runs in config.json, and with the checkpoints if
-        asked; not at start, so that a start that fails leaves no record of runs never made."""
+        """Record the options that define the runs in config.json (with how each group of runs
+        executed), and with the checkpoints if asked; not at start, so that a start that fails
+        leaves no record of runs never made."""
         if not parallel.is_primary():
             return
-        write_json(self.out / "config.json", self.config)
+        executions = {"executions": self.executions} if self.executions else {}
+        write_json(self.out / "config.json", {**self.config, **executions})
         if with_checkpoints:
             self.identity_path.parent.mkdir(exist_ok=True)
             write_json(self.identity_path, self.config)

@@ -42,10 +42,11 @@ def test_timed_returns_ready_results_and_compile_is_ahead_of_time():
     assert out.is_ready() and seconds > 0
 
 
-@pytest.mark.parametrize("mode", ["scan", "loop"])
-def test_time_epochs_reports_a_whole_epoch(mode):
+@pytest.mark.parametrize("execution", ["im2col/scan", "xla/unroll2"])
+def test_time_epochs_reports_a_whole_epoch(execution):
     data = synthetic((32, 32, 3), 100)
-    r = time_epochs(get_model("cifar_cnn"), data, jax.devices()[0], batch_size=32, mode=mode, repeats=3)
+    r = time_epochs(get_model("cifar_cnn"), data, jax.devices()[0], batch_size=32, execution=execution, repeats=3)
+    assert r["execution"] == {"execution": execution, "source": "pinned"} and r["precision"] == "float32"
     assert r["examples"] == 96 and len(r["epoch_seconds_all"]) == 3
     assert r["epoch_seconds"] == sorted(r["epoch_seconds_all"])[1]  # the median
     assert r["images_per_second"] == pytest.approx(96 / r["epoch_seconds"])
@@ -56,8 +57,8 @@ def test_time_epochs_reports_a_whole_epoch(mode):
 
 def test_time_epochs_rejects_bad_input():
     data = synthetic((32, 32, 3), 64)
-    with pytest.raises(ValueError, match="mode"):
-        time_epochs(get_model("cifar_cnn"), data, jax.devices()[0], batch_size=32, mode="pmap")
+    with pytest.raises(UsageError, match="epoch driver"):
+        time_epochs(get_model("cifar_cnn"), data, jax.devices()[0], batch_size=32, execution="pmap")
     with pytest.raises(UsageError, match="no batch"):
         time_epochs(get_model("cifar_cnn"), data, jax.devices()[0], batch_size=128)
 
@@ -92,13 +93,14 @@ def test_workloads_skip_unregistered_models():
 def test_epoch_times_quick_writes_records(tmp_path):
     out = tmp_path / "r.json"
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "epoch_times.py"), "--quick", "--models",
-                           "mnist_cnn", "--examples", "256", "--json", str(out)],
+                           "mnist_cnn", "--examples", "256", "--modes", "im2col/scan", "--json", str(out)],
                           capture_output=True, text=True, timeout=300, cwd=ROOT, env={**os.environ, "JAX_PLATFORMS": "cpu"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     records = json.loads(out.read_text())
     assert len(records) == 1 and RECORD_FIELDS <= set(records[0])
-    assert records[0]["model"] == "mnist_cnn" and records[0]["impl"] == "jaxcv-scan" and records[0]["examples"] == 256
-    assert "| mnist_cnn | jaxcv-scan |" in out.with_suffix(".md").read_text()
+    assert records[0]["model"] == "mnist_cnn" and records[0]["impl"] == "jaxcv-im2col/scan"
+    assert records[0]["examples"] == 256 and records[0]["execution"] == {"execution": "im2col/scan", "source": "pinned"}
+    assert "| mnist_cnn | jaxcv-im2col/scan | im2col/scan (pinned) |" in out.with_suffix(".md").read_text()
     assert out.with_suffix(".png").stat().st_size > 5_000
 
 
@@ -130,18 +132,27 @@ def _script(name):
 def test_table_puts_cpu_and_gpu_side_by_side():
     epoch_times = _script("epoch_times")
     base = {"model": "mnist_cnn", "batch_size": 128, "examples": 1024, "compile_seconds": 1.0, "load": 0.5}
+    tuned = {"execution": "xla/unroll8", "source": "measured",
+             "seconds_per_step": {"xla/unroll8": 0.01, "im2col/scan": 0.02}, "compile_seconds": {"xla/unroll8": 3.0, "im2col/scan": 1.0}}
     records = [
-        {**base, "impl": "jaxcv-scan", "device": "cpu:cpu", "epoch_seconds": 10.0, "images_per_second": 102.4,
-         "flop_per_second": 5e9, "fraction_of_peak": None},
-        {**base, "impl": "jaxcv-scan", "device": "gpu:NVIDIA H100 80GB HBM3", "epoch_seconds": 0.1,
-         "images_per_second": 10240.0, "flop_per_second": 5e11, "fraction_of_peak": 0.001},
+        {**base, "impl": "jaxcv-auto", "device": "cpu:cpu", "epoch_seconds": 10.0, "images_per_second": 102.4,
+         "flop_per_second": 5e9, "fraction_of_peak": None, "precision": "float32", "execution": tuned},
+        {**base, "impl": "jaxcv-auto", "device": "gpu:NVIDIA H100 80GB HBM3", "epoch_seconds": 0.1,
+         "images_per_second": 10240.0, "flop_per_second": 5e11, "fraction_of_peak": 0.001, "precision": "float32",
+         "execution": {"execution": "xla/scan", "source": "cached"}},
+        {**base, "impl": "jaxcv-im2col/scan-bf16", "device": "cpu:cpu", "epoch_seconds": 8.0, "images_per_second": 128.0,
+         "precision": "bf16", "execution": {"execution": "im2col/scan", "source": "pinned"}},
         {**base, "impl": "torch", "device": "cpu", "epoch_seconds": 5.0, "images_per_second": 204.8},
     ]
     lines = epoch_times.summary_table(records).splitlines()
-    assert len(lines) == 4
-    assert "| mnist_cnn | jaxcv-scan | 1024 | 128 | 10.00 | 102 | 0.100 | 10,240 | 100.0× | 1.00 |" in lines[2]
+    assert len(lines) == 5
+    assert ("| mnist_cnn | jaxcv-auto | xla/unroll8 (measured) / xla/scan (cached) | 1024 | 128 | 10.00 | 102 | 0.100 "
+            "| 10,240 | 100.0× | 1.00 |") in lines[2]
     assert "| 0.1% |" in lines[2] and "| 5.0 / 500.0 |" in lines[2]
-    assert "| mnist_cnn | torch | 1024 | 128 | 5.00 | 205 | - | - | - | 0.50 |" in lines[3]
+    assert "| 8.00 | 128 | - | - | - | 0.80 |" in lines[3]  # bf16 is not the float32 reference
+    assert "| mnist_cnn | torch | - | 1024 | 128 | 5.00 | 205 | - | - | - | 0.50 |" in lines[4]
+    why = epoch_times.autotune_table(records).splitlines()
+    assert len(why) == 3 and "**xla/unroll8: 10.0 ms** (3.0 s compile); im2col/scan: 20.0 ms (1.0 s compile)" in why[2]
     assert epoch_times.peer_impls("torch,keras") == ["torch", "keras-jax", "keras-tf"]
     with pytest.raises(UsageError, match="unknown peer"):
         epoch_times.peer_impls("mxnet")

@@ -39,6 +39,12 @@ def conv_impl() -> ConvImpl:
     return _CONV_IMPL.get() or conv_impl_for(jax.default_backend())
 
 
+def pinned_conv_impl() -> ConvImpl | None:
+    """The innermost ``use_conv_impl`` block's formulation; ``None`` outside any (or in a
+    ``use_conv_impl(None)`` block), where it is the backend's default or an autotune's choice."""
+    return _CONV_IMPL.get()
+
+
 @contextlib.contextmanager
 def use_conv_impl(impl: ConvImpl | None) -> Iterator[None]:
     """Within the block, ``Conv`` computes with ``impl`` (``None``: the backend's fast one)."""

@@ -21,14 +21,15 @@ from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
 from jaxcv.errors import UsageError
-from jaxcv.train import members, parallel
+from jaxcv.models.layers import use_conv_impl
+from jaxcv.train import autotune, members, parallel
 from jaxcv.train.callbacks import Callback, History, Record
 from jaxcv.train.checkpoint import Checkpointer
 from jaxcv.train.epochs import Arrays, BatchStream, DeviceEpochs, StreamedEpochs, sample_input, training_epochs
 from jaxcv.train.evaluation import Evaluator
 from jaxcv.train.losses import LossFn, classification
 from jaxcv.train.state import TrainState, create_state
-from jaxcv.train.steps import Augment
+from jaxcv.train.steps import Augment, compute_dtype
 
 EpochHook = Callable[[int, Mapping[int, Record]], None]
 """``hook(epoch, records)``: after every epoch, the new record of each model that trained in
@@ -65,10 +66,20 @@ class FitOptions:
     new head, frozen layers: ``jaxcv.transfer.warm_start``)."""
     progress: bool = True
     desc: str = "fit"
+    execution: str | None = None
+    """Convolution formulation and epoch driver (``jaxcv.train.autotune``): ``"auto"``
+    (measured once, cached), or pinned, e.g. ``"xla/unroll8"``; default ``$JAXCV_EXECUTION``,
+    else ``"default"``: the backend's formulation, scanned epochs (one step per batch when streamed).  It changes speed, not results (beyond
+    float rounding)."""
+    precision: str = "float32"
+    """Compute dtype of training steps: ``"float32"`` or ``"bf16"`` (parameters and optimizer
+    state stay float32; evaluation is float32)."""
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
             raise UsageError(f"epochs must be >= 1, got {self.epochs}")
+        compute_dtype(self.precision)
+        autotune.parse_setting(autotune.setting(self.execution))
 
 
 @dataclasses.dataclass
@@ -78,6 +89,8 @@ class FitResult:
     compile_seconds: float
     """Seconds spent compiling the epoch (or step) and evaluation functions, not in any epoch
     (when it last trained: a rerun of a finished run reports its checkpoint's; NaN if unknown)."""
+    execution: dict[str, Any] | None = None
+    """How it last trained (``autotune.Choice.record()``); ``None`` if a rerun had nothing left to train."""
 
     @property
     def failed(self) -> bool:
@@ -95,9 +108,10 @@ class _Models:
     histories: list[History]
     active: list[bool]
     compile_seconds: float = math.nan
+    execution: dict[str, Any] | None = None
 
     def results(self) -> list[FitResult]:
-        return [FitResult(members.member(self.state, i), h, self.compile_seconds)
+        return [FitResult(members.member(self.state, i), h, self.compile_seconds, self.execution)
                 for i, h in enumerate(self.histories)]
 
 
@@ -140,15 +154,23 @@ def fit_many(model: nn.Module, train: Arrays | BatchStream, val: Arrays | None, 
     eval_batch_size = opts.eval_batch_size or max(opts.batch_size, 256 // mesh.size * mesh.size)
     parallel.check_batch_size(eval_batch_size, mesh)
     parallel.check_processes_agree("fit_many's data and options", train if isinstance(train, dict) else None, val,
-                                   seeds, hparams, opts.epochs, opts.batch_size, eval_batch_size, opts.desc)
-    epochs = training_epochs(train, loss_fn=opts.loss_fn, batch_size=opts.batch_size, augment=opts.augment, mesh=mesh)
+                                   seeds, hparams, opts.epochs, opts.batch_size, eval_batch_size, opts.desc,
+                                   opts.precision, autotune.setting(opts.execution))
+    epochs = training_epochs(train, loss_fn=opts.loss_fn, batch_size=opts.batch_size, augment=opts.augment, mesh=mesh,
+                             precision=opts.precision)
     evaluator = None if val is None else Evaluator(val, loss_fn=opts.loss_fn, batch_size=eval_batch_size, mesh=mesh)
     models = _init_models(model, sample_input(epochs), opts.optimizer, seeds, hparams, mesh, opts.warm_start)
     ckpt = Checkpointer(opts.checkpoint_dir) if opts.checkpoint_dir is not None else None
     try:
         models = _resumed(models, ckpt, opts.epochs)
         if max(len(h) for h in models.histories) < opts.epochs and any(models.active):
-            models.compile_seconds = _compile(epochs, evaluator, models)
+            active = jnp.asarray(models.active)
+            choice = autotune.resolve(opts.execution, epochs, models.state, models.rngs, active,
+                                      autotune.signature(models.state, epochs, models.rngs, mesh), opts.progress)
+            epochs = epochs.with_driver(choice.execution.driver)
+            with use_conv_impl(choice.execution.conv):  # read as the programs are traced
+                models.compile_seconds = _compile(epochs, evaluator, models)
+            models.execution = choice.record()
             _train_epochs(models, epochs, evaluator, ckpt, opts, mesh)
     finally:
         if ckpt is not None:

@@ -1,0 +1,109 @@
+"""Executions (convolution formulation x epoch driver) train the same models; the autotune
+measures, caches and yields to overrides; bf16 compute keeps float32 parameters and learns."""
+
+import json
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from jaxcv.bench import synthetic
+from jaxcv.errors import UsageError
+from jaxcv.models import get_model
+from jaxcv.models.cnn import MnistCNN
+from jaxcv.train import autotune, fit, make_optimizer
+from jaxcv.train.epochs import DeviceEpochs
+
+TINY = MnistCNN(conv_features=(4,), dense_features=(8,))
+DATA = synthetic((10, 10, 1), 5 * 16)  # 5 steps of 16
+
+
+def _fit(execution, data=DATA, **kw):
+    return fit(TINY, data, None, optimizer=optax.adam(1e-2), epochs=2, batch_size=16, seed=1, progress=False,
+               execution=execution, **kw)
+
+
+def _max_difference(a, b):
+    return max(jax.tree.leaves(jax.tree.map(lambda x, y: float(jnp.max(jnp.abs(x - y))), a, b)))
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return _fit("im2col/scan")
+
+
+# unroll2 does not divide the 5 steps (2 + 2 + 1), unroll5 is the epoch in one call.
+@pytest.mark.parametrize("execution", ["im2col/unroll2", "xla/scan", "xla/unroll5"])
+def test_every_execution_trains_the_same_model(reference, execution):
+    result = _fit(execution)
+    assert result.execution == {"execution": execution, "source": "pinned"}
+    assert _max_difference(result.state.params, reference.state.params) < 1e-5  # float rounding only
+    for mine, theirs in zip(result.history, reference.history):
+        assert mine["train_loss"] == pytest.approx(theirs["train_loss"], rel=1e-5)
+        assert mine["train_accuracy"] == pytest.approx(theirs["train_accuracy"])
+
+
+def test_autotune_measures_once_then_reads_its_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv(autotune.CACHE_ENV, str(tmp_path / "autotune.json"))
+    monkeypatch.setattr(autotune, "TIMED_STEPS", 4)
+    monkeypatch.setattr(DeviceEpochs, "tunable_drivers", ("scan", "unroll2"))
+    first = _fit("auto")
+    assert first.execution["source"] == "measured"
+    assert set(first.execution["seconds_per_step"]) == {"im2col/scan", "im2col/unroll2", "xla/scan", "xla/unroll2"}
+    fastest = min(first.execution["seconds_per_step"], key=first.execution["seconds_per_step"].get)
+    assert first.execution["execution"] == fastest
+    entry, = json.loads((tmp_path / "autotune.json").read_text()).values()
+    assert entry["execution"] == fastest and entry["signature"]["batch_size"] == 16
+    monkeypatch.setenv(autotune.ENV, "auto")
+    again = _fit(None)  # no setting of its own: $JAXCV_EXECUTION's
+    assert again.execution["source"] == "cached" and again.execution["execution"] == fastest
+    monkeypatch.setenv(autotune.ENV, "xla/unroll2")
+    assert _fit(None).execution == {"execution": "xla/unroll2", "source": "pinned"}
+    monkeypatch.delenv(autotune.ENV)
+    assert _fit(None).execution == {"execution": "im2col/scan", "source": "pinned"}  # the default on the CPU
+    (tmp_path / "autotune.json").write_text("{")
+    with pytest.raises(UsageError, match="damaged"):
+        _fit("auto")
+
+
+def test_execution_settings():
+    assert autotune.parse_setting("auto") == (None, None)
+    assert autotune.parse_setting("xla") == ("xla", None)
+    assert autotune.parse_setting("unroll8/im2col") == ("im2col", "unroll8")
+    for bad in ("unroll0", "xla/im2col", "fast", "scan/unroll2"):
+        with pytest.raises(UsageError):
+            autotune.parse_setting(bad)
+    with pytest.raises(UsageError, match="precision"):
+        _fit("scan", precision="float16")
+    stream = lambda epoch: [{k: v[:16] for k, v in DATA.items()}]  # noqa: E731
+    with pytest.raises(UsageError, match="streamed"):
+        _fit("unroll2", data=stream)
+
+
+def test_bf16_keeps_float32_state_and_learns(shapes_cifar):
+    train, test = shapes_cifar
+    result = fit(get_model("cifar_cnn", batchnorm=True), train, test, optimizer=make_optimizer("adam", 1e-3),
+                 epochs=3, batch_size=128, progress=False, precision="bf16")
+    state = result.state
+    for tree in (state.params, state.batch_stats, state.opt_state):
+        assert {x.dtype for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.floating)} == {np.dtype("float32")}
+    h = result.history
+    assert h[-1]["train_loss"] < h[0]["train_loss"]
+    assert h[-1]["val_accuracy"] >= 0.25, h  # test_learns_shapes_cifar's bar in float32
+
+
+def test_the_autotune_does_not_repeat_a_hopeless_candidate():
+    calls = {"fast": 0, "slow": 0}
+
+    def call(name, seconds):
+        def run():
+            calls[name] += 1
+            time.sleep(seconds)
+        return run
+
+    seconds = autotune._timed_rounds({"fast": call("fast", 0.0), "slow": call("slow", 0.1)})
+    assert calls == {"fast": autotune.REPEATS + 1, "slow": 2}  # a warm-up and one timed call
+    assert seconds["fast"] < 0.1 / autotune.HOPELESS < seconds["slow"]
