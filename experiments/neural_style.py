@@ -38,7 +38,6 @@ LAYER_SETS = {"all": STYLE_LAYERS, "first": ("conv1_1", "conv2_1"), "last": ("co
 SNAPSHOTS = (1, 5, 10, 20)
 
 
-
 def run(argv: Sequence[str] | None = None, network: Network | None = None) -> None:
     """The study from ``argv``; ``network`` replaces VGG16 from ``--weights`` (tests)."""
     p = experiment.base_parser(STUDY, __doc__)
