@@ -21,7 +21,7 @@ import optax
 
 from jaxcv.errors import UsageError
 from jaxcv.models import count_params, list_models
-from jaxcv.models.layers import conv_impl_for, use_conv_impl
+from jaxcv.models.layers import use_conv_impl
 from jaxcv.train import (aot_compile, autotune, classification, create_state, data_mesh, members, reconstruction,
                          regression, train_step)
 from jaxcv.train.epochs import training_epochs
@@ -179,9 +179,7 @@ def time_epochs(model: nn.Module, data: dict[str, np.ndarray], devices: jax.Devi
     active = jnp.ones(1, bool)
     epochs = training_epochs(data, loss_fn=loss_fn, batch_size=batch_size, augment=None, mesh=mesh,
                              precision=precision)
-    default = f"{conv_impl_for(devices[0].platform)}/scan"  # the devices', not the default backend's
-    execution = default if execution in (None, autotune.DEFAULT) else execution
-    choice = autotune.resolve(execution, epochs, state, rngs, active,
+    choice = autotune.resolve(execution or autotune.DEFAULT, epochs, state, rngs, active,
                               autotune.signature(state, epochs, rngs, mesh))
     epochs = epochs.with_driver(choice.execution.driver)
     with use_conv_impl(choice.execution.conv):

@@ -145,6 +145,10 @@ def parser(study: str, description: str, *, dataset: str, epochs: int, batch_siz
     if examples is not None:
         p.add_control("--examples", type=positive_int, default=examples, help="test images in the figures")
     p.add_control("--epochs", type=positive_int, default=epochs, help="epochs per run")
+    p.add_control("--execution", default=None,
+                  help="convolution formulation / epoch driver, e.g. xla/unroll8, or auto: measured once per model "
+                       "and cached (default: $JAXCV_EXECUTION, else default: the backend's formulation in a scanned "
+                       "epoch); it changes speed, not results")
     p.add_control("--data-dir", type=folder, default=None,
                   help="folder of prepared datasets or of a real dataset's original files (MNIST's four "
                        ".gz, the CIFAR python tarball), prepared there once (default: ~/tensorflow_datasets)")
@@ -157,10 +161,6 @@ def base_parser(study: str, description: str, epilog: str = "", *, out: str | No
     p = StudyParser(prog=f"{study}.py", description=description, epilog=textwrap.fill(epilog, 90) or None)
     p.add_control("--out", type=Path, default=None, help=f"run folder (default: {out or f'runs/{study}'})")
     p.add_control("--no-progress", action="store_true", help="no progress bars")
-    p.add_control("--execution", default=None,
-                  help="convolution formulation / epoch driver, e.g. xla/unroll8, or auto: measured once per model "
-                       "and cached (default: $JAXCV_EXECUTION, else default: the backend's formulation in a scanned "
-                       "epoch); it changes speed, not results")
     return p
 
 

@@ -13,10 +13,10 @@ of a multi-process job time the candidates together and take process 0's pick.
 
 An *execution setting* pins any part of the choice: ``"auto"`` (measure), ``"xla"`` or
 ``"im2col"`` (that formulation, the driver measured), ``"scan"`` or ``"unroll8"`` (that
-driver; the formulation of ``jaxcv.models.layers.conv_impl()``: a ``use_conv_impl`` block's,
-else the backend's default, not measured), or both as ``"xla/unroll8"``.  ``fit`` takes it
-as ``execution=``, studies as ``--execution``, and ``$JAXCV_EXECUTION`` gives the default;
-without one, ``"default"`` (``DEFAULT``): on a quiet 2-core CPU with jax 0.11 the scan over im2col steps was
+driver; the formulation a ``use_conv_impl`` block pins, else the fast one on the devices
+trained on, not measured), or both as ``"xla/unroll8"``.  ``fit`` takes it as ``execution=``,
+studies as ``--execution``, and ``$JAXCV_EXECUTION`` gives the default; without one,
+``"default"`` (``DEFAULT``): on a quiet 2-core CPU with jax 0.11 the scan over im2col steps was
 the fastest of the candidates for ``mnist_cnn`` (the README's table), and measuring costs a
 compile per candidate and minutes of XLA's convolution in a scan on the CPU.
 """
@@ -42,7 +42,7 @@ from jax.sharding import Mesh
 
 from jaxcv.errors import UsageError
 from jaxcv.files import read_json, write_json
-from jaxcv.models.layers import ConvImpl, conv_impl, pinned_conv_impl, use_conv_impl
+from jaxcv.models.layers import ConvImpl, conv_impl_for, pinned_conv_impl, use_conv_impl
 from jaxcv.train import parallel
 from jaxcv.train.epochs import DeviceEpochs, StreamedEpochs, steps_per_call
 from jaxcv.train.state import TrainState
@@ -146,11 +146,12 @@ def resolve(text: str | None, epochs: DeviceEpochs | StreamedEpochs, state: Trai
     pinned where the setting says, else the cached or newly measured fastest candidate."""
     text = setting(text)
     if text == DEFAULT:
-        return Choice(Execution(conv_impl(), epochs.driver), "pinned")
+        return Choice(Execution(_unmeasured_conv(epochs), epochs.driver), "pinned")
     conv, driver = parse_setting(text)
     if driver is not None:
         epochs.with_driver(driver)  # a UsageError if it does not apply
-    convs = [conv] if conv is not None else ([conv_impl()] if driver is not None or pinned_conv_impl() else CONV_IMPLS)
+    convs = ([conv] if conv is not None else
+             [_unmeasured_conv(epochs)] if driver is not None or pinned_conv_impl() else list(CONV_IMPLS))
     drivers = [driver] if driver is not None else list(epochs.tunable_drivers)
     candidates = [Execution(c, d) for c in convs for d in drivers]
     if len(candidates) == 1:
@@ -171,6 +172,12 @@ def resolve(text: str | None, epochs: DeviceEpochs | StreamedEpochs, state: Trai
         _write_cache(key, {**choice.record(), "signature": signature,
                            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
     return choice
+
+
+def _unmeasured_conv(epochs: DeviceEpochs | StreamedEpochs) -> ConvImpl:
+    """The formulation when it is not measured: a ``use_conv_impl`` block's, else the fast one
+    on the devices ``epochs`` run on (not the default backend's: a CPU mesh on a GPU host)."""
+    return pinned_conv_impl() or conv_impl_for(epochs.mesh.devices.flat[0].platform)
 
 
 def _process_zeros(index: int) -> int:
