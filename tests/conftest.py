@@ -16,7 +16,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
-MNIST_T10K = SHARED_DATA / "mnist-t10k"
 MNIST = SHARED_DATA / "mnist"
 
 
@@ -101,12 +100,6 @@ def _idx_split(folder: Path, prefix: str) -> dict[str, np.ndarray]:
     if not (images.exists() and labels.exists()):
         pytest.skip(f"real MNIST ({prefix}) not found in {folder}")
     return {"image": read_idx(images)[..., None], "label": read_idx(labels).astype(np.int32)}
-
-
-@pytest.fixture(scope="session")
-def mnist_t10k():
-    """The real MNIST test set (10,000 digits) from ../shared/data, or skip."""
-    return _idx_split(MNIST_T10K, "t10k")
 
 
 @pytest.fixture(scope="session")

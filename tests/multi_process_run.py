@@ -19,24 +19,11 @@ import signal
 import sys
 from pathlib import Path
 
-import flax.linen as nn
 import jax
 
 from jaxcv.data import load_split
-from jaxcv.models.layers import Conv
 from jaxcv.train import fit, make_optimizer, maybe_initialize_distributed
-
-
-class TinyCNN(nn.Module):
-    """Few parameters and a short compile; dropout, so that each example must meet the same
-    mask on any number of processes."""
-
-    dropout_rate: float = 0.25
-
-    @nn.compact
-    def __call__(self, x, train: bool):
-        x = nn.relu(Conv(8, (3, 3), strides=(2, 2))(x)).reshape(len(x), -1)
-        return nn.Dense(10)(nn.Dropout(self.dropout_rate, deterministic=not train)(x)), {}
+from tiny import TinyCNN
 
 
 maybe_initialize_distributed()

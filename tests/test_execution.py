@@ -83,16 +83,15 @@ def test_execution_settings():
         _fit("unroll2", data=stream)
 
 
-def test_bf16_keeps_float32_state_and_learns(shapes_cifar):
-    train, test = shapes_cifar
-    result = fit(get_model("cifar_cnn", batchnorm=True), train, test, optimizer=make_optimizer("adam", 1e-3),
-                 epochs=3, batch_size=128, progress=False, precision="bf16")
+def test_bf16_keeps_float32_state_and_learns(shapes_easy):
+    """bf16 on the CPU computes ~1.7x slower than float32: a small BatchNorm net, one epoch."""
+    train, test = shapes_easy
+    result = fit(get_model("shapes_deep_cnn"), {k: v[:1000] for k, v in train.items()}, test,
+                 optimizer=make_optimizer("adam", 1e-3), epochs=1, batch_size=32, progress=False, precision="bf16")
     state = result.state
     for tree in (state.params, state.batch_stats, state.opt_state):
         assert {x.dtype for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.floating)} == {np.dtype("float32")}
-    h = result.history
-    assert h[-1]["train_loss"] < h[0]["train_loss"]
-    assert h[-1]["val_accuracy"] >= 0.25, h  # test_learns_shapes_cifar's bar in float32
+    assert result.history[-1]["val_accuracy"] >= 0.9, result.history  # chance: 1/3 (float32 and bf16: 1.0 here)
 
 
 def test_the_autotune_does_not_repeat_a_hopeless_candidate():

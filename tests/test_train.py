@@ -86,15 +86,6 @@ def test_learns_shapes_cifar(shapes_cifar):
     assert result.compile_seconds > 0 and all(r["epoch_seconds"] > 0 for r in h)
 
 
-def test_learns_real_mnist(mnist_t10k):
-    """Report 000's CNN and optimizer on 8,000 real digits, tested on the other 2,000."""
-    train = {k: v[:8000] for k, v in mnist_t10k.items()}
-    test = {k: v[8000:] for k, v in mnist_t10k.items()}
-    result = fit(get_model("mnist_cnn"), train, test, optimizer=make_optimizer("adadelta", 1.0),
-                 epochs=3, batch_size=128, progress=False)
-    assert result.history[-1]["val_accuracy"] >= 0.95, result.history
-
-
 def test_resume_matches_an_uninterrupted_run(shapes_cifar, tmp_path):
     train, test = _small(shapes_cifar[0], 512), _small(shapes_cifar[1], 128)
     kw = dict(optimizer=make_optimizer("adam", 1e-3), batch_size=64, seed=3, progress=False)
