@@ -13,8 +13,8 @@ import optax
 import pytest
 
 from jaxcv.errors import UsageError
-from jaxcv.models import get_model
 from jaxcv.train import fit, fit_many, make_optimizer
+from tiny import TinyCNN
 
 KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
 
@@ -48,12 +48,12 @@ def test_seeds_and_hyperparameters_match_sequential_runs(data):
     train, test = _small(data[0], 192), data[1]
     lrs, rates, seeds = [0.01, 0.03, 0.01], [0.25, 0.1, 0.0], [0, 1, 2]
     kw = dict(epochs=1, batch_size=64, progress=False)
-    many = fit_many(get_model("cifar_cnn_bn"), train, test, seeds=seeds,
+    many = fit_many(TinyCNN(batchnorm=True), train, test, seeds=seeds,
                     hparams={"learning_rate": lrs, "dropout_rate": rates},
                     optimizer=make_optimizer("sgd", 0.01, momentum=0.9), **kw)
     assert len(many) == 3
     for result, seed, lr, rate in zip(many, seeds, lrs, rates):
-        alone = fit(get_model("cifar_cnn_bn", dropout_rate=rate), train, test, seed=seed,
+        alone = fit(TinyCNN(dropout_rate=rate, batchnorm=True), train, test, seed=seed,
                     optimizer=make_optimizer("sgd", lr, momentum=0.9), **kw)
         _assert_same(result.history, alone.history)
         _assert_kernel_close(result.state, alone.state)
@@ -65,11 +65,11 @@ def test_a_stopped_or_diverged_model_keeps_its_state_while_others_go_on(data):
     stop_fast_lr = lambda history, state: (  # noqa: E731  stops the lr-0.05 model after epoch 1
         state, float(state.opt_state.hyperparams["learning_rate"]) == pytest.approx(0.05))
     kw = dict(seeds=[0, 0, 0], optimizer=make_optimizer("sgd", 0.01), epochs=3, batch_size=64, progress=False)
-    many = fit_many(get_model("cifar_cnn"), train, None, hparams={"learning_rate": [0.01, 0.05, 1e15]},
+    many = fit_many(TinyCNN(), train, None, hparams={"learning_rate": [0.01, 0.05, 1e30]},
                     callbacks=[stop_fast_lr], **kw)
     assert len(many[0].history) == 3 and len(many[1].history) == 1
     assert not math.isfinite(many[2].history[-1]["train_loss"]) and len(many[2].history) == 1
-    one_epoch = fit(get_model("cifar_cnn"), train, None, optimizer=make_optimizer("sgd", 0.05), epochs=1,
+    one_epoch = fit(TinyCNN(), train, None, optimizer=make_optimizer("sgd", 0.05), epochs=1,
                     batch_size=64, progress=False)
     _assert_kernel_close(many[1].state, one_epoch.state, rel=1e-4)  # not trained on after it stopped
 
@@ -78,9 +78,9 @@ def test_resume_matches_an_uninterrupted_run(data, tmp_path):
     train, test = data
     kw = dict(seeds=[3, 4], hparams={"dropout_rate": [0.2, 0.4]}, optimizer=make_optimizer("adam", 1e-3),
               batch_size=64, progress=False)
-    whole = fit_many(get_model("cifar_cnn"), train, test, epochs=2, **kw)
-    fit_many(get_model("cifar_cnn"), train, test, epochs=1, checkpoint_dir=tmp_path, **kw)
-    resumed = fit_many(get_model("cifar_cnn"), train, test, epochs=2, checkpoint_dir=tmp_path, **kw)
+    whole = fit_many(TinyCNN(), train, test, epochs=2, **kw)
+    fit_many(TinyCNN(), train, test, epochs=1, checkpoint_dir=tmp_path, **kw)
+    resumed = fit_many(TinyCNN(), train, test, epochs=2, checkpoint_dir=tmp_path, **kw)
     for a, b in zip(whole, resumed):
         _assert_same(a.history, b.history, rel=1e-5)
 
@@ -89,12 +89,12 @@ def test_bad_hyperparameters_are_clear_errors(data):
     train, _ = data
     kw = dict(optimizer=make_optimizer("adam", 1e-3), epochs=1, batch_size=64, progress=False)
     with pytest.raises(UsageError, match="choose from .*learning_rate"):
-        fit_many(get_model("cifar_cnn"), train, None, seeds=[0], hparams={"lr": [0.1]}, **kw)
+        fit_many(TinyCNN(), train, None, seeds=[0], hparams={"lr": [0.1]}, **kw)
     with pytest.raises(UsageError, match="2 values for 3 seeds"):
-        fit_many(get_model("cifar_cnn"), train, None, seeds=[0, 1, 2], hparams={"dropout_rate": [0.1, 0.2]}, **kw)
+        fit_many(TinyCNN(), train, None, seeds=[0, 1, 2], hparams={"dropout_rate": [0.1, 0.2]}, **kw)
     with pytest.raises(UsageError, match="at least one seed"):
-        fit_many(get_model("cifar_cnn"), train, None, seeds=[], **kw)
+        fit_many(TinyCNN(), train, None, seeds=[], **kw)
     scheduled = make_optimizer("adam", optax.cosine_decay_schedule(1e-3, 10))
     with pytest.raises(UsageError, match="learning_rate"):
-        fit_many(get_model("cifar_cnn"), train, None, seeds=[0], hparams={"learning_rate": [0.1]},
+        fit_many(TinyCNN(), train, None, seeds=[0], hparams={"learning_rate": [0.1]},
                  **{**kw, "optimizer": scheduled})
