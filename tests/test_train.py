@@ -12,6 +12,7 @@ from jaxcv.train import (OPTIMIZERS, EarlyStopping, NonFiniteLossError, ReduceLR
                          reconstruction, regression)
 from jaxcv.train.evaluation import _batch_sums
 from jaxcv.train.tensorboard import scalar_tag
+from tiny import TinyCNN
 
 
 def _small(data, n):
@@ -89,7 +90,7 @@ def test_learns_shapes_cifar(shapes_cifar):
 def test_resume_matches_an_uninterrupted_run(shapes_cifar, tmp_path):
     train, test = _small(shapes_cifar[0], 512), _small(shapes_cifar[1], 128)
     kw = dict(optimizer=make_optimizer("adam", 1e-3), batch_size=64, seed=3, progress=False)
-    make = lambda: get_model("cifar_cnn", batchnorm=True)  # noqa: E731  dropout and BN state too
+    make = lambda: TinyCNN(batchnorm=True)  # noqa: E731  dropout and BN state too
     whole = fit(make(), train, test, epochs=3, **kw).history
     fit(make(), train, test, epochs=1, checkpoint_dir=tmp_path, **kw)  # "interrupted" after epoch 1
     resumed = fit(make(), train, test, epochs=3, checkpoint_dir=tmp_path, **kw).history
@@ -105,9 +106,9 @@ def test_nan_loss_of_a_lone_model_is_a_clear_error(shapes_cifar, tmp_path):
     kw = dict(optimizer=optax.sgd(0.1), epochs=2, batch_size=64, loss_fn=nan_loss, progress=False,
               checkpoint_dir=tmp_path)
     with pytest.raises(NonFiniteLossError, match="became nan in epoch 1; lower the learning rate"):
-        fit(get_model("cifar_cnn"), train, None, **kw)
+        fit(TinyCNN(), train, None, **kw)
     with pytest.raises(UsageError, match="epoch 1"):  # a rerun says so again, without training
-        fit(get_model("cifar_cnn"), train, None, **kw)
+        fit(TinyCNN(), train, None, **kw)
 
 
 def test_host_batches_shuffle_whole_batches_each_epoch():
@@ -175,7 +176,7 @@ def test_reduce_lr_on_plateau():
 def test_reduce_lr_changes_training_without_recompiling(shapes_cifar):
     train, test = _small(shapes_cifar[0], 256), _small(shapes_cifar[1], 64)
     always = ReduceLROnPlateau(monitor="val_loss", factor=0.1, patience=0, min_delta=1e9)
-    h = fit(get_model("cifar_cnn"), train, test, optimizer=make_optimizer("adam", 1e-3), epochs=3,
+    h = fit(TinyCNN(), train, test, optimizer=make_optimizer("adam", 1e-3), epochs=3,
             batch_size=64, callbacks=[always], progress=False).history
     assert [r["lr_scale"] for r in h] == pytest.approx([1.0, 0.1, 0.01])
     assert [r["learning_rate"] for r in h] == pytest.approx([1e-3, 1e-4, 1e-5])  # as TensorBoard shows it
