@@ -25,11 +25,14 @@ def pytest_configure(config):
     short its compile.  A fresh default TFDS data dir too: no test reads or writes the user's
     ``~/tensorflow_datasets``, and none may download.  Training runs the default execution
     whatever ``$JAXCV_EXECUTION`` says (the numbers tests pin down; no autotune per test model);
-    ``tests/test_execution.py`` tests the other executions and the autotune."""
+    ``tests/test_execution.py`` tests the other executions and the autotune.  Under
+    pytest-xdist the controller runs this first and its workers inherit its environment: they
+    share its XLA cache."""
     os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="jaxcv-xla-"))
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
     os.environ["TFDS_DATA_DIR"] = tempfile.mkdtemp(prefix="jaxcv-tfds-")
     os.environ.setdefault("JAXCV_OFFLINE", "1")
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # several workers share a GPU
     os.environ.pop("JAXCV_EXECUTION", None)
 
 
