@@ -8,9 +8,8 @@ from jaxcv.errors import UsageError
 from jaxcv.models import get_model
 from jaxcv.models.layers import use_conv_impl
 from jaxcv.train import (OPTIMIZERS, EarlyStopping, NonFiniteLossError, ReduceLROnPlateau, classification,
-                         create_state, evaluate_arrays, fit, host_batches, make_optimizer, make_schedule,
-                         reconstruction, regression)
-from jaxcv.train.evaluation import _batch_sums
+                         create_state, evaluate, evaluate_arrays, fit, host_batches, make_optimizer, make_schedule,
+                         pad_to_batches, reconstruction, regression)
 from jaxcv.train.tensorboard import scalar_tag
 from tiny import TinyCNN
 
@@ -56,23 +55,21 @@ def test_losses():
     assert float(bce["loss"][0]) < 1e-3
 
 
-def test_evaluate_is_exact_with_padding_and_compiles_once_per_batch_shape(shapes_cifar):
+def test_evaluate_is_exact_with_padding(shapes_cifar):
     _, test = shapes_cifar
+    data = _small(test, 100)
     model = get_model("cifar_cnn")
     state = create_state(model, optax.sgd(0.1), jnp.zeros((1, 32, 32, 3)), jax.random.key(0))
+    padded = jax.device_put(pad_to_batches(data, 64))  # 100 = 64 + 36 real examples
     with use_conv_impl("xla"):  # whichever: the same for both
-        compiled_before = _batch_sums._cache_size()
-        for n in (100, 37):  # 100 = 48 + 48 + 4 real examples; 37 = 37 and 11 padded
-            data = _small(test, n)
-            scores = evaluate_arrays(state, data, batch_size=48)  # pads, puts on the mesh, batch by batch
-            logits, _ = model.apply({"params": state.params}, data["image"].astype(np.float32) / 255)
-            direct = classification(logits, data)
-            assert scores["loss"] == pytest.approx(float(direct["loss"].mean()), rel=1e-5)
-            assert scores["accuracy"] == pytest.approx(float(direct["accuracy"].mean()))
-        # another optimizer, another set size: the same program
-        evaluate_arrays(create_state(model, optax.adam(1e-3), jnp.zeros((1, 32, 32, 3)), jax.random.key(1)),
-                        _small(test, 10), batch_size=48)
-        assert _batch_sums._cache_size() == compiled_before + 1
+        metrics = evaluate(state, padded, classification, 64)
+        logits, _ = model.apply({"params": state.params}, data["image"].astype(np.float32) / 255)
+        scores = evaluate_arrays(state, data, batch_size=48)  # pads, puts on the mesh, jits itself
+    direct = classification(logits, data)
+    assert float(metrics["loss"]) == pytest.approx(float(direct["loss"].mean()), rel=1e-5)
+    assert float(metrics["accuracy"]) == pytest.approx(float(direct["accuracy"].mean()))
+    assert scores["loss"] == pytest.approx(float(direct["loss"].mean()), rel=1e-5)
+    assert scores["accuracy"] == pytest.approx(float(direct["accuracy"].mean()))
 
 
 def test_learns_shapes_cifar(shapes_cifar):

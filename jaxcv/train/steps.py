@@ -131,3 +131,20 @@ def train_steps(state: TrainState, data: Batch, plan: Plan, start: jax.Array, lo
         state, metrics = train_step(state, take(order[start + i]), keys[start + i], loss_fn, augment, precision)
         totals = metrics if totals is None else jax.tree.map(jnp.add, totals, metrics)
     return state, totals
+
+
+def evaluate(state: TrainState, data: Batch, loss_fn: LossFn, batch_size: int,
+             sharding: NamedSharding | None = None) -> Metrics:
+    """Exact mean metrics over on-device ``data`` padded to whole batches with a ``mask``."""
+    n = data["mask"].shape[0]
+    order, take = jnp.arange(n).reshape(-1, batch_size), _taker(data, sharding)
+
+    def body(totals, idx):
+        sums = eval_step(state, take(idx), loss_fn)
+        return jax.tree.map(jnp.add, totals, sums), None
+
+    zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype),
+                         jax.eval_shape(lambda: eval_step(state, take(order[0]), loss_fn)))
+    totals, _ = jax.lax.scan(body, zeros, order)
+    count = totals.pop("count")
+    return {k: v / count for k, v in totals.items()}
