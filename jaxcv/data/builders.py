@@ -39,7 +39,7 @@ class ShapesConfig(tfds.core.BuilderConfig):
 
 
 class Shapes(tfds.core.GeneratorBasedBuilder):
-    """Generated shapes of seed 004 (72x72 grey: classification, vertex regression, denoising)
+    """Generated shapes of report 004 (72x72 grey: classification, vertex regression, denoising)
     and a CIFAR-shaped colour variant."""
 
     VERSION = tfds.core.Version("2.0.0")

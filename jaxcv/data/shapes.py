@@ -1,4 +1,4 @@
-"""Deterministic renderer of the generated-shapes images (seed 004 and a CIFAR-shaped set).
+"""Deterministic renderer of the generated-shapes images (report 004 and a CIFAR-shaped set).
 
 Each shape is an implicit "inside" test in its own unit frame; an image samples it on a
 supersampled pixel grid after a random scale, rotation and translation, so edges are
@@ -99,7 +99,7 @@ def ink_image(ink: np.ndarray, rng: np.random.Generator, noise: float = 0.0) -> 
 
 def render_classic(rng: np.random.Generator, label: int, size: int = 72, free: bool = False,
                    noise: float = 0.0) -> np.ndarray:
-    """Seed 004's task: a dark square / circle / triangle on white, ``(size, size)`` uint8
+    """Report 004's task: a dark square / circle / triangle on white, ``(size, size)`` uint8
     (``classic_ink`` placed, ``ink_image`` with ``noise``)."""
     return ink_image(classic_ink(rng, label, size, free), rng, noise)
 
@@ -125,7 +125,7 @@ def polygon_coverage(vertices: np.ndarray, size: int, supersample: int = 3) -> n
 
 def render_triangle(rng: np.random.Generator, size: int = 72, noise: float = 0.0,
                     min_area: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
-    """Seed 004's regression task: a dark triangle with three random vertices, ``(size, size)``
+    """Report 004's regression task: a dark triangle with three random vertices, ``(size, size)``
     uint8, and its vertices ``(x0, y0, x1, y1, x2, y2)`` float32 in [0, 1] (pixels / ``size``),
     in the random order they were drawn.  Triangles smaller than ``min_area`` of the image
     are drawn again."""

@@ -19,7 +19,7 @@ def _need(arrays: Arrays, key: str, dataset: str) -> np.ndarray:
 
 def sort_vertices(vertices: np.ndarray) -> np.ndarray:
     """Triangles ``(N, 6)`` as ``(x0, y0, x1, y1, x2, y2)`` with their vertices in one canonical
-    order, by ``x`` then ``y`` (seed 004's fix: a target no longer depends on the order in
+    order, by ``x`` then ``y`` (report 004's fix: a target no longer depends on the order in
     which the vertices were drawn)."""
     v = np.asarray(vertices).reshape(-1, 3, 2)
     order = np.lexsort((v[..., 1], v[..., 0]), axis=-1)
