@@ -33,6 +33,9 @@ def pytest_configure(config):
     os.environ["TFDS_DATA_DIR"] = tempfile.mkdtemp(prefix="jaxcv-tfds-")
     os.environ.setdefault("JAXCV_OFFLINE", "1")
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # several workers share a GPU
+    # LLVM at -O1 instead of XLA's default: on XLA:CPU it compiles the tests' many small programs
+    # ~35 % faster and ran their epochs no slower (-O0 does too, but lets lenet_model1 diverge).
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=1".strip()
     os.environ.pop("JAXCV_EXECUTION", None)
 
 
