@@ -10,6 +10,7 @@ import pickle
 import tarfile
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -221,6 +222,24 @@ def test_image_folder_with_train_and_test_trees(tmp_path):
     builder = pipeline.prepare("image_folder/tree", tmp_path / "data", source=str(tmp_path / "tree"), size=(8, 8))
     assert {s: i.num_examples for s, i in builder.info.splits.items()} == {"train": 12, "test": 6}
     assert builder.info.features["label"].names == sorted(COLOURS)
+
+
+def test_processes_asking_at_once_prepare_once(tmp_path, capfd):
+    """Studies started together on a fresh data dir: one prepares, the others wait and read it
+    (without the lock TFDS's final rename fails for all but the first)."""
+    for name, colour in COLOURS.items():
+        for i in range(20):
+            _image_file(tmp_path / "tree" / name / f"{i}.png", colour)
+    start = threading.Barrier(4)
+
+    def prepare():
+        start.wait()
+        return pipeline.prepare("image_folder/tree", tmp_path / "data", source=str(tmp_path / "tree"), size=(8, 8),
+                                test_fraction=0.25).info.splits["train"].num_examples
+
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(lambda _: prepare(), range(4))) == [45] * 4
+    assert "waiting for another process to finish preparing" in capfd.readouterr().err
 
 
 @pytest.mark.parametrize("layout,message", [

@@ -13,17 +13,22 @@ TensorFlow (the ``tf`` extra) is needed only to prepare other TFDS catalogue dat
 read data dirs prepared as TFRecord (``jaxcv.data.tfroute``).  A dataset is prepared into the
 data dir when it is writable, else into TFDS's default data dir (``$TFDS_DATA_DIR`` or
 ``~/tensorflow_datasets``), where it is found again; TFDS prepares in a temporary folder renamed
-at the end, so an interrupted preparation leaves nothing that loads.
+at the end, so an interrupted preparation leaves nothing that loads, and processes that ask for
+the same dataset at once prepare it once (a lock beside its folder; the others wait, then read it).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
 import socket
 import stat
+import sys
 import tempfile
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -147,15 +152,36 @@ def prepare(name: str, data_dir: str | os.PathLike | None = None, originals: Pat
         raise DataUnavailableError(f"jaxcv prepares {', '.join((*EMBEDDED, *CATALOGUED, 'image_folder/<name>'))}, "
                                    f"not {name!r}")
     if not is_prepared(builder):
-        download_config = tfds.download.DownloadConfig(manual_dir=originals and os.fspath(originals))
-        with tempfile.TemporaryDirectory(prefix="jaxcv-tfds-") as scratch:  # TFDS's empty download folders
-            builder.download_and_prepare(download_dir=scratch, file_format=ARRAY_RECORD,
-                                         download_config=download_config)
+        with _sole_preparer(Path(builder.data_dir)):
+            if not is_prepared(builder):  # or another process prepared it while this one waited
+                download_config = tfds.download.DownloadConfig(manual_dir=originals and os.fspath(originals))
+                with tempfile.TemporaryDirectory(prefix="jaxcv-tfds-") as scratch:  # TFDS's empty download folders
+                    builder.download_and_prepare(download_dir=scratch, file_format=ARRAY_RECORD,
+                                                 download_config=download_config)
     prepared = tfds.builder_from_directory(builder.data_dir)
     if "size" in config and prepared.info.features["image"].shape[:2] != tuple(config["size"]):
         raise DataUnavailableError(f"{builder.data_dir}: already prepared at {prepared.info.features['image'].shape[:2]}"
                                    f", not {tuple(config['size'])}; choose another name or delete that folder")
     return prepared
+
+
+@contextlib.contextmanager
+def _sole_preparer(folder: Path) -> Iterator[None]:
+    """Hold the lock on preparing ``folder`` for the block (an exclusive ``flock`` on
+    ``.<version>.lock`` beside it), waiting for a process that holds it: two studies started at
+    once on a fresh data dir would otherwise both prepare, and TFDS's final rename fails for the
+    second."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder.parent / f".{folder.name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"waiting for another process to finish preparing {folder}", file=sys.stderr, flush=True)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _original_folders(name: str, data_dir: str | os.PathLike | None) -> list[Path]:
