@@ -27,15 +27,20 @@ def pytest_configure(config):
     whatever ``$JAXCV_EXECUTION`` says (the numbers tests pin down; no autotune per test model);
     ``tests/test_execution.py`` tests the other executions and the autotune.  Under
     pytest-xdist the controller runs this first and its workers inherit its environment: they
-    share its XLA cache."""
+    share its XLA cache and its data dir for the embedded datasets."""
     os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="jaxcv-xla-"))
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
     os.environ["TFDS_DATA_DIR"] = tempfile.mkdtemp(prefix="jaxcv-tfds-")
+    # the embedded datasets, generated once for all workers (jaxcv prepares a dataset under a lock)
+    os.environ.setdefault("JAXCV_TEST_DATA_DIR", tempfile.mkdtemp(prefix="jaxcv-test-data-"))
     os.environ.setdefault("JAXCV_OFFLINE", "1")
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # several workers share a GPU
     # LLVM at -O1 instead of XLA's default: on XLA:CPU it compiles the tests' many small programs
-    # ~35 % faster and ran their epochs no slower (-O0 does too, but lets lenet_model1 diverge).
-    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=1".strip()
+    # ~35 % faster and ran their epochs no slower (-O0 is faster still, but there lenet_model1's
+    # training loss became NaN in its first epoch).
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "--xla_backend_optimization_level" not in flags:  # workers inherit the controller's
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_backend_optimization_level=1".strip()
     os.environ.pop("JAXCV_EXECUTION", None)
 
 
@@ -61,8 +66,9 @@ def run_study(data_dir):
 
 
 @pytest.fixture(scope="session")
-def data_dir(tmp_path_factory) -> str:
-    return str(tmp_path_factory.mktemp("tfds"))
+def data_dir() -> str:
+    """The session's data dir for the embedded datasets, shared by the xdist workers."""
+    return os.environ["JAXCV_TEST_DATA_DIR"]
 
 
 @pytest.fixture(scope="session")
