@@ -53,7 +53,7 @@ SHAPES: dict[str, Inside] = {
     "cross": _polygon(_CROSS),
     "crescent": lambda x, y: (x**2 + y**2 <= 1) & ((x - 0.45) ** 2 + y**2 > 0.64),
 }
-"""Shape name -> inside test on the unit frame (shapes span about [-1, 1])."""
+"""Shape name -> inside test on the unit frame (each shape lies within [-1, 1] x [-1, 1])."""
 
 CLASSIC_SHAPES = ("square", "circle", "triangle")
 CIFAR_SHAPES = ("circle", "ellipse", "ring", "triangle", "square", "pentagon", "hexagon",
@@ -70,12 +70,14 @@ def coverage(inside: Inside, size: int, centre: np.ndarray, radius: float, angle
     dx, dy = (px - centre[0]) / radius, (py - centre[1]) / radius
     c, s = np.cos(angle), np.sin(angle)
     x, y = c * dx + s * dy, -s * dx + c * dy
-    hit = inside(x, -y).astype(np.float32)
+    near = (np.abs(x) <= 1) & (np.abs(y) <= 1)  # every shape of SHAPES lies within [-1, 1] x [-1, 1]
+    hit = np.zeros(x.shape, np.float32)
+    hit[near] = inside(x[near], -y[near])  # the box around the shape, not the whole image
     return hit.reshape(size, supersample, size, supersample).mean(axis=(1, 3))
 
 
 def classic_ink(rng: np.random.Generator, label: int, size: int = 72, free: bool = False) -> np.ndarray:
-    """The ink (coverage in [0, 1]) of one seed-004 square / circle / triangle, ``(size, size)``.
+    """The ink (coverage in [0, 1]) of one report-004 square / circle / triangle, ``(size, size)``.
 
     ``free=False`` centres an upright shape of random size (the easy problem); ``free=True``
     also moves and rotates it (the "more difficult" problem).
@@ -91,7 +93,7 @@ def classic_ink(rng: np.random.Generator, label: int, size: int = 72, free: bool
 
 def ink_image(ink: np.ndarray, rng: np.random.Generator, noise: float = 0.0) -> np.ndarray:
     """Dark ``ink`` on white plus uniform noise in ``[0, noise)`` (on a 0..1 intensity scale,
-    as the seed's generator added it), stretched to 0..255: uint8 of ``ink``'s shape."""
+    as the report's generator added it), stretched to 0..255: uint8 of ``ink``'s shape."""
     img = 1.0 - ink + noise * rng.random(ink.shape)
     img = (img - img.min()) / max(img.max() - img.min(), 1e-6)
     return np.round(img * 255).astype(np.uint8)
