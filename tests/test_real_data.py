@@ -230,7 +230,8 @@ def test_processes_asking_at_once_prepare_once(tmp_path, capfd):
     for name, colour in COLOURS.items():
         for i in range(20):
             _image_file(tmp_path / "tree" / name / f"{i}.png", colour)
-    start = threading.Barrier(4)
+    start = threading.Barrier(4)  # threads stand in for processes: each opens the lock file anew, and flock
+    # locks belong to an opening, so they exclude one another as processes would
 
     def prepare():
         start.wait()
