@@ -73,12 +73,13 @@ def test_evaluate_is_exact_with_padding(shapes_cifar):
 
 
 def test_learns_shapes_cifar(shapes_cifar):
-    """Real learning on the embedded set: 2.5 times the 10 % of chance in three epochs."""
+    """Real learning on the embedded set: 2.5 times the 10 % of chance in two epochs (0.22
+    after the first and 0.36 after the second here, at the tests' -O1)."""
     train, test = shapes_cifar
     result = fit(get_model("cifar_cnn", batchnorm=True), train, test,
-                 optimizer=make_optimizer("adam", 1e-3), epochs=3, batch_size=128, progress=False)
+                 optimizer=make_optimizer("adam", 2e-3), epochs=2, batch_size=64, progress=False)
     h = result.history
-    assert [r["epoch"] for r in h] == [1, 2, 3]
+    assert [r["epoch"] for r in h] == [1, 2]
     assert h[-1]["train_loss"] < h[0]["train_loss"]
     assert h[-1]["val_accuracy"] >= 0.25, h
     assert result.compile_seconds > 0 and all(r["epoch_seconds"] > 0 for r in h)
