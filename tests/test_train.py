@@ -123,8 +123,10 @@ def test_host_batches_shuffle_whole_batches_each_epoch():
 
 
 def test_streamed_training_learns(shapes_cifar):
+    """Scored on the whole test split: on 256 of its images the last accuracy moved between 0.156
+    and 0.195 with float rounding alone; on all 1,000 it is 0.201 here (0.183 at XLA's -O2)."""
     train, test = shapes_cifar
-    h = fit(get_model("cifar_cnn", batchnorm=True), host_batches(_small(train, 1024), 64), _small(test, 256),
+    h = fit(get_model("cifar_cnn", batchnorm=True), host_batches(_small(train, 1024), 64), test,
             optimizer=make_optimizer("adam", 1e-3), epochs=3, batch_size=64, progress=False).history
     assert h[-1]["train_loss"] < h[0]["train_loss"] and h[-1]["val_accuracy"] > 0.15
 
