@@ -36,7 +36,7 @@ def reference():
 
 
 # unroll2 does not divide the 5 steps (2 + 2 + 1), unroll5 is the epoch in one call.
-@pytest.mark.parametrize("execution", ["im2col/unroll2", "xla/scan", "xla/unroll5"])
+@pytest.mark.parametrize("execution", ["im2col/unroll2", "xla/scan", "xla/unroll5", "xla_chunked/unroll2"])
 def test_every_execution_trains_the_same_model(reference, execution):
     result = _fit(execution)
     assert result.execution == {"execution": execution, "source": "pinned"}
@@ -50,6 +50,7 @@ def test_autotune_measures_once_then_reads_its_cache(tmp_path, monkeypatch):
     monkeypatch.setenv(autotune.CACHE_ENV, str(tmp_path / "autotune.json"))
     monkeypatch.setattr(autotune, "TIMED_STEPS", 4)
     monkeypatch.setattr(DeviceEpochs, "tunable_drivers", ("scan", "unroll2"))
+    monkeypatch.setattr(autotune, "CONV_IMPLS", ("im2col", "xla"))  # xla_chunked: two more compiles
     first = _fit("auto")
     assert first.execution["source"] == "measured"
     assert set(first.execution["seconds_per_step"]) == {"im2col/scan", "im2col/unroll2", "xla/scan", "xla/unroll2"}
@@ -63,7 +64,8 @@ def test_autotune_measures_once_then_reads_its_cache(tmp_path, monkeypatch):
     monkeypatch.setenv(autotune.ENV, "xla/unroll2")
     assert _fit(None).execution == {"execution": "xla/unroll2", "source": "pinned"}
     monkeypatch.delenv(autotune.ENV)
-    assert _fit(None).execution == {"execution": "im2col/scan", "source": "pinned"}  # the default on the CPU
+    default = "xla_chunked/unroll8" if autotune.XLA_CPU_CONV_FAST else "im2col/scan"  # on the CPU
+    assert _fit(None).execution == {"execution": default, "source": "pinned"}
     (tmp_path / "autotune.json").write_text("{")
     with pytest.raises(UsageError, match="damaged"):
         _fit("auto")

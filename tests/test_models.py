@@ -98,18 +98,20 @@ def test_unknown_model_lists_choices():
 
 
 @pytest.mark.parametrize("padding", ["SAME", "VALID"])
-@pytest.mark.parametrize("kernel", [(3, 3), (5, 5), (2, 3)])
-def test_im2col_conv_matches_xla_conv(padding, kernel):
-    x = jax.random.normal(jax.random.key(1), (2, 9, 11, 3))
-    conv = Conv(4, kernel, padding)
+@pytest.mark.parametrize("kernel, strides", [((3, 3), 1), ((5, 5), 1), ((2, 3), 1), ((3, 3), 2)])
+def test_every_conv_formulation_matches_xla_conv(padding, kernel, strides):
+    x = jax.random.normal(jax.random.key(1), (6, 9, 11, 3))  # 6 images: xla_chunked's gradient in 2 chunks
+    conv = Conv(4, kernel, padding, strides)
     variables = conv.init(jax.random.key(0), x)
+    weights = jax.random.normal(jax.random.key(2), conv.apply(variables, x).shape)  # a gradient unlike the output
     out, grads = {}, {}
-    for impl in ("im2col", "xla"):
+    for impl in ("im2col", "xla", "xla_chunked"):
         with use_conv_impl(impl):
             out[impl] = conv.apply(variables, x)
-            grads[impl] = jax.grad(lambda v: conv.apply(v, x).sum())(variables)
-    np.testing.assert_allclose(out["im2col"], out["xla"], rtol=1e-5, atol=1e-5)
-    jax.tree.map(lambda u, w: np.testing.assert_allclose(u, w, rtol=1e-4, atol=1e-4), grads["im2col"], grads["xla"])
+            grads[impl] = jax.grad(lambda v, x: (conv.apply(v, x) * weights).sum(), argnums=(0, 1))(variables, x)
+    for impl in ("im2col", "xla_chunked"):
+        np.testing.assert_allclose(out[impl], out["xla"], rtol=1e-5, atol=1e-5)
+        jax.tree.map(lambda u, w: np.testing.assert_allclose(u, w, rtol=1e-4, atol=1e-4), grads[impl], grads["xla"])
 
 
 def test_one_switch_picks_every_convs_formulation():
@@ -117,11 +119,12 @@ def test_one_switch_picks_every_convs_formulation():
     model = get_model("mnist_cnn")
     variables = model.init(jax.random.key(0), x)
     backend = conv_impl()
-    for impl, primitive in (("im2col", "dot_general"), ("xla", "conv_general_dilated")):
+    for impl, primitive in (("im2col", "dot_general"), ("xla", "conv_general_dilated"),
+                            ("xla_chunked", "conv_general_dilated")):
         with use_conv_impl(impl):
             assert conv_impl() == impl
             jaxpr = str(jax.make_jaxpr(lambda v: model.apply(v, x))(variables))
-            assert (primitive in jaxpr) and ("conv_general_dilated" in jaxpr) == (impl == "xla"), impl
+            assert (primitive in jaxpr) and ("conv_general_dilated" in jaxpr) == (impl != "im2col"), impl
         assert conv_impl() == backend  # restored on leaving the block
     with pytest.raises(ValueError, match="conv impl"):
         with use_conv_impl("winograd"):

@@ -5,7 +5,7 @@ convolution compute the same sums; every driver follows the same ``epoch_plan``)
 speeds differ by backend, jax version and model: on XLA:CPU a convolution's gradient inside
 a ``lax.scan`` body is an order of magnitude slower than outside one (JAX issue 12868), and
 jax 0.11 runs XLA's own convolution ~4x faster than jax 0.10 did.  So ``resolve`` times each
-candidate (``CONV_IMPLS`` x the epochs' ``tunable_drivers``: scan, unroll1
+candidate (``CONV_IMPLS``: im2col, xla, xla_chunked, x the epochs' ``tunable_drivers``: scan, unroll1
 and unroll8 on the device, one step per batch when streamed) on a few steps of the real
 model and data, compile time apart, and keeps the fastest, cached on disk per backend, device,
 jax version and model / input / batch / precision signature (``cache_path``).  The processes
@@ -13,12 +13,12 @@ of a multi-process job time the candidates together and take process 0's pick.
 
 An *execution setting* pins any part of the choice: ``"auto"`` (measure), ``"xla"`` or
 ``"im2col"`` (that formulation, the driver measured), ``"scan"`` or ``"unroll8"`` (that
-driver; the formulation a ``use_conv_impl`` block pins, else the fast one on the devices
-trained on, not measured), or both as ``"xla/unroll8"``.  ``fit`` takes it as ``execution=``,
-studies as ``--execution``, and ``$JAXCV_EXECUTION`` gives the default; without one,
-``"default"`` (``DEFAULT``): on a quiet 2-core CPU with jax 0.11 the scan over im2col steps was
-the fastest of the candidates for ``mnist_cnn`` (the README's table), and measuring costs a
-compile per candidate and minutes of XLA's convolution in a scan on the CPU.
+driver; the formulation a ``use_conv_impl`` block pins, else the fast one for that driver on
+the devices trained on, not measured), or both as ``"xla/unroll8"``.  ``fit`` takes it as
+``execution=``, studies as ``--execution``, and ``$JAXCV_EXECUTION`` gives the default; without
+one, ``"default"`` (``DEFAULT``), what measured fastest on ``mnist_cnn`` and ``cifar_cnn``
+(the README's tables) without measuring each model again (a compile per candidate, and
+minutes of XLA's convolution in a scan on the CPU): ``default_execution``.
 """
 
 from __future__ import annotations
@@ -42,12 +42,11 @@ from jax.sharding import Mesh
 
 from jaxcv.errors import UsageError
 from jaxcv.files import read_json, write_json
-from jaxcv.models.layers import ConvImpl, conv_impl_for, pinned_conv_impl, use_conv_impl
+from jaxcv.models.layers import CONV_IMPLS, ConvImpl, conv_impl_for, pinned_conv_impl, use_conv_impl
 from jaxcv.train import parallel
 from jaxcv.train.epochs import DeviceEpochs, StreamedEpochs, steps_per_call
 from jaxcv.train.state import TrainState
 
-CONV_IMPLS: tuple[ConvImpl, ...] = ("im2col", "xla")
 TIMED_STEPS = 16
 """Steps per timed call: two calls of ``"unroll8"``, a scan of as many steps."""
 REPEATS = 3
@@ -56,8 +55,9 @@ HOPELESS = 3.0
 """A candidate this many times slower than the best in the first timed call is not timed again."""
 ENV = "JAXCV_EXECUTION"
 DEFAULT = "default"
-"""The setting without one: the backend's formulation (im2col on the CPU, XLA's on GPUs) and the
-epochs' own driver (``scan`` over a set on the device, ``stream`` when streamed)."""
+"""The setting without one: ``default_execution``."""
+XLA_CPU_CONV_FAST = tuple(int(v) for v in jax.__version__.split(".")[:2]) >= (0, 11)
+"""jax 0.11's XLA:CPU runs a convolution outside a loop body ~4x faster than jax 0.10's."""
 CACHE_ENV = "JAXCV_AUTOTUNE_CACHE"
 
 
@@ -146,12 +146,12 @@ def resolve(text: str | None, epochs: DeviceEpochs | StreamedEpochs, state: Trai
     pinned where the setting says, else the cached or newly measured fastest candidate."""
     text = setting(text)
     if text == DEFAULT:
-        return Choice(Execution(_unmeasured_conv(epochs), epochs.driver), "pinned")
+        return Choice(default_execution(epochs), "pinned")
     conv, driver = parse_setting(text)
     if driver is not None:
         epochs.with_driver(driver)  # a UsageError if it does not apply
     convs = ([conv] if conv is not None else
-             [_unmeasured_conv(epochs)] if driver is not None or pinned_conv_impl() else list(CONV_IMPLS))
+             [_unmeasured_conv(epochs, driver)] if driver is not None or pinned_conv_impl() else list(CONV_IMPLS))
     drivers = [driver] if driver is not None else list(epochs.tunable_drivers)
     candidates = [Execution(c, d) for c in convs for d in drivers]
     if len(candidates) == 1:
@@ -174,10 +174,31 @@ def resolve(text: str | None, epochs: DeviceEpochs | StreamedEpochs, state: Trai
     return choice
 
 
-def _unmeasured_conv(epochs: DeviceEpochs | StreamedEpochs) -> ConvImpl:
+def default_execution(epochs: DeviceEpochs | StreamedEpochs) -> Execution:
+    """The execution nothing is measured for, on the devices ``epochs`` run on (not the default
+    backend's: a CPU mesh on a GPU host).  On the CPU with jax >= 0.11: K = 8 steps per compiled
+    call with XLA's convolution, its kernel gradient chunked; with jax 0.10: the scan over
+    im2col steps.  On GPUs: the scan over XLA's convolutions.  A streamed set runs a step per
+    batch; a ``use_conv_impl`` block pins the formulation."""
+    driver = epochs.driver
+    if isinstance(epochs, DeviceEpochs) and _fast_cpu_conv(epochs):
+        driver = "unroll8"
+    return Execution(_unmeasured_conv(epochs, driver), driver)
+
+
+def _fast_cpu_conv(epochs: DeviceEpochs | StreamedEpochs) -> bool:
+    return XLA_CPU_CONV_FAST and epochs.mesh.devices.flat[0].platform == "cpu"
+
+
+def _unmeasured_conv(epochs: DeviceEpochs | StreamedEpochs, driver: str | None) -> ConvImpl:
     """The formulation when it is not measured: a ``use_conv_impl`` block's, else the fast one
-    on the devices ``epochs`` run on (not the default backend's: a CPU mesh on a GPU host)."""
-    return pinned_conv_impl() or conv_impl_for(epochs.mesh.devices.flat[0].platform)
+    for ``driver`` on the devices ``epochs`` run on: on the CPU with jax >= 0.11, ``xla_chunked``
+    outside a loop body (``unrollK``, ``stream``), im2col in a scan body."""
+    if pinned_conv_impl():
+        return pinned_conv_impl()
+    if _fast_cpu_conv(epochs) and driver != "scan":
+        return "xla_chunked"
+    return conv_impl_for(epochs.mesh.devices.flat[0].platform)
 
 
 def _process_zeros(index: int) -> int:
