@@ -161,7 +161,7 @@ def time_epochs(model: nn.Module, data: dict[str, np.ndarray], devices: jax.Devi
 
     ``execution`` is a setting of ``jaxcv.train.autotune``: a formulation and a driver
     (``"xla/unroll8"``) or ``"auto"`` (the autotune's choice, measured now or cached); default:
-    the platform's default formulation with the scan driver.  Compile time is measured apart,
+    ``fit``'s (``autotune.default_execution``).  Compile time is measured apart,
     then one warm-up epoch, then the median of ``repeats`` epochs.  FLOPs come from XLA's cost
     analysis of one compiled step.
     """
