@@ -14,8 +14,11 @@ from jaxcv.bench import synthetic
 from jaxcv.errors import UsageError
 from jaxcv.models import get_model
 from jaxcv.models.cnn import MnistCNN
+from jaxcv.models.layers import use_conv_impl
 from jaxcv.train import autotune, fit, make_optimizer
-from jaxcv.train.epochs import DeviceEpochs
+from jaxcv.train.epochs import DeviceEpochs, training_epochs
+from jaxcv.train.losses import classification
+from jaxcv.train.parallel import data_mesh
 
 TINY = MnistCNN(conv_features=(4,), dense_features=(8,))
 DATA = synthetic((10, 10, 1), 5 * 16)  # 5 steps of 16
@@ -69,6 +72,17 @@ def test_autotune_measures_once_then_reads_its_cache(tmp_path, monkeypatch):
     (tmp_path / "autotune.json").write_text("{")
     with pytest.raises(UsageError, match="damaged"):
         _fit("auto")
+
+
+def test_default_execution_by_jax_version_and_models_at_once(monkeypatch):
+    epochs = training_epochs(DATA, loss_fn=classification, batch_size=16, augment=None, mesh=data_mesh())
+    monkeypatch.setattr(autotune, "XLA_CPU_CONV_FAST", True)  # jax >= 0.11 on the CPU
+    assert str(autotune.default_execution(epochs, members=1)) == "xla_chunked/unroll8"
+    assert str(autotune.default_execution(epochs, members=2)) == "im2col/scan"  # vmapped: grouped convs
+    with use_conv_impl("xla"):
+        assert str(autotune.default_execution(epochs, members=1)) == "xla/unroll8"
+    monkeypatch.setattr(autotune, "XLA_CPU_CONV_FAST", False)  # jax 0.10
+    assert str(autotune.default_execution(epochs, members=1)) == "im2col/scan"
 
 
 def test_execution_settings():

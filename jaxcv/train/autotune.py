@@ -145,13 +145,15 @@ def resolve(text: str | None, epochs: DeviceEpochs | StreamedEpochs, state: Trai
     """The execution for ``epochs`` of ``state``'s models under setting ``text`` (``setting``):
     pinned where the setting says, else the cached or newly measured fastest candidate."""
     text = setting(text)
+    members = int(rngs.shape[0])
     if text == DEFAULT:
-        return Choice(default_execution(epochs), "pinned")
+        return Choice(default_execution(epochs, members), "pinned")
     conv, driver = parse_setting(text)
     if driver is not None:
         epochs.with_driver(driver)  # a UsageError if it does not apply
     convs = ([conv] if conv is not None else
-             [_unmeasured_conv(epochs, driver)] if driver is not None or pinned_conv_impl() else list(CONV_IMPLS))
+             [_unmeasured_conv(epochs, members, driver)] if driver is not None or pinned_conv_impl()
+             else list(CONV_IMPLS))
     drivers = [driver] if driver is not None else list(epochs.tunable_drivers)
     candidates = [Execution(c, d) for c in convs for d in drivers]
     if len(candidates) == 1:
@@ -174,29 +176,31 @@ def resolve(text: str | None, epochs: DeviceEpochs | StreamedEpochs, state: Trai
     return choice
 
 
-def default_execution(epochs: DeviceEpochs | StreamedEpochs) -> Execution:
-    """The execution nothing is measured for, on the devices ``epochs`` run on (not the default
-    backend's: a CPU mesh on a GPU host).  On the CPU with jax >= 0.11: K = 8 steps per compiled
-    call with XLA's convolution, its kernel gradient chunked; with jax 0.10: the scan over
-    im2col steps.  On GPUs: the scan over XLA's convolutions.  A streamed set runs a step per
-    batch; a ``use_conv_impl`` block pins the formulation."""
+def default_execution(epochs: DeviceEpochs | StreamedEpochs, members: int = 1) -> Execution:
+    """The execution nothing is measured for, training ``members`` models at once on the devices
+    ``epochs`` run on (not the default backend's: a CPU mesh on a GPU host).  On the CPU with
+    jax >= 0.11, one model: K = 8 steps per compiled call with XLA's convolution, its kernel
+    gradient chunked; several (vmapped, where XLA's convolution becomes a grouped one, slower
+    than the scan) or jax 0.10: the scan over im2col steps.  On GPUs: the scan over XLA's
+    convolutions.  A streamed set runs a step per batch; a ``use_conv_impl`` block pins the
+    formulation."""
     driver = epochs.driver
-    if isinstance(epochs, DeviceEpochs) and _fast_cpu_conv(epochs):
+    if isinstance(epochs, DeviceEpochs) and _fast_cpu_conv(epochs, members):
         driver = "unroll8"
-    return Execution(_unmeasured_conv(epochs, driver), driver)
+    return Execution(_unmeasured_conv(epochs, members, driver), driver)
 
 
-def _fast_cpu_conv(epochs: DeviceEpochs | StreamedEpochs) -> bool:
-    return XLA_CPU_CONV_FAST and epochs.mesh.devices.flat[0].platform == "cpu"
+def _fast_cpu_conv(epochs: DeviceEpochs | StreamedEpochs, members: int) -> bool:
+    return XLA_CPU_CONV_FAST and members == 1 and epochs.mesh.devices.flat[0].platform == "cpu"
 
 
-def _unmeasured_conv(epochs: DeviceEpochs | StreamedEpochs, driver: str | None) -> ConvImpl:
+def _unmeasured_conv(epochs: DeviceEpochs | StreamedEpochs, members: int, driver: str | None) -> ConvImpl:
     """The formulation when it is not measured: a ``use_conv_impl`` block's, else the fast one
-    for ``driver`` on the devices ``epochs`` run on: on the CPU with jax >= 0.11, ``xla_chunked``
-    outside a loop body (``unrollK``, ``stream``), im2col in a scan body."""
+    for ``driver`` on the devices ``epochs`` run on: on the CPU with jax >= 0.11 for one model,
+    ``xla_chunked`` outside a loop body (``unrollK``, ``stream``), else im2col."""
     if pinned_conv_impl():
         return pinned_conv_impl()
-    if _fast_cpu_conv(epochs) and driver != "scan":
+    if _fast_cpu_conv(epochs, members) and driver != "scan":
         return "xla_chunked"
     return conv_impl_for(epochs.mesh.devices.flat[0].platform)
 
