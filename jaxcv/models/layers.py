@@ -3,7 +3,7 @@
 XLA:CPU runs the backward pass of a convolution inside a ``lax.scan`` body through a
 naive kernel (JAX issue 12868), which makes a scanned epoch ~20x slower than a Python
 loop of steps.  ``Conv`` therefore computes the same convolution as an explicit
-im2col + matmul on CPU and as ``lax.conv_general_dilated`` elsewhere.  Both have
+im2col + matmul on CPU and as ``lax.conv_general_dilated`` elsewhere.  All formulations have
 exactly the parameters of ``flax.linen.Conv`` (``kernel`` of shape
 ``(kh, kw, in, out)`` and ``bias``), so weights move freely between them.
 
