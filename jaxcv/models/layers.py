@@ -25,14 +25,14 @@ import contextlib
 import contextvars
 import functools
 import math
-from typing import Iterator, Literal, Sequence
+from typing import Iterator, Literal, Sequence, get_args
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 ConvImpl = Literal["im2col", "xla", "xla_chunked"]
-CONV_IMPLS: tuple[ConvImpl, ...] = ("im2col", "xla", "xla_chunked")
+CONV_IMPLS: tuple[ConvImpl, ...] = get_args(ConvImpl)
 _CONV_IMPL: contextvars.ContextVar[ConvImpl | None] = contextvars.ContextVar("conv_impl", default=None)
 
 

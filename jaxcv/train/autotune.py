@@ -198,8 +198,8 @@ def _unmeasured_conv(epochs: DeviceEpochs | StreamedEpochs, members: int, driver
     """The formulation when it is not measured: a ``use_conv_impl`` block's, else the fast one
     for ``driver`` on the devices ``epochs`` run on: on the CPU with jax >= 0.11 for one model,
     ``xla_chunked`` outside a loop body (``unrollK``, ``stream``), else im2col."""
-    if pinned_conv_impl():
-        return pinned_conv_impl()
+    if pinned := pinned_conv_impl():
+        return pinned
     if _fast_cpu_conv(epochs, members) and driver != "scan":
         return "xla_chunked"
     return conv_impl_for(epochs.mesh.devices.flat[0].platform)
