@@ -14,7 +14,8 @@ from jaxcv.bench import synthetic
 from jaxcv.errors import UsageError
 from jaxcv.models import get_model
 from jaxcv.models.cnn import MnistCNN
-from jaxcv.models.layers import use_conv_impl
+from jaxcv.models import layers
+from jaxcv.models.layers import XLA_CPU_CONV_FAST, use_conv_impl
 from jaxcv.train import autotune, fit, make_optimizer
 from jaxcv.train.epochs import DeviceEpochs, training_epochs
 from jaxcv.train.losses import classification
@@ -39,7 +40,7 @@ def reference():
 
 
 # unroll2 does not divide the 5 steps (2 + 2 + 1), unroll5 is the epoch in one call.
-@pytest.mark.parametrize("execution", ["im2col/unroll2", "xla/scan", "xla/unroll5", "xla_chunked/unroll2"])
+@pytest.mark.parametrize("execution", ["im2col/unroll2", "xla/scan", "xla/unroll5", "xla_chunked/scan"])
 def test_every_execution_trains_the_same_model(reference, execution):
     result = _fit(execution)
     assert result.execution == {"execution": execution, "source": "pinned"}
@@ -67,22 +68,21 @@ def test_autotune_measures_once_then_reads_its_cache(tmp_path, monkeypatch):
     monkeypatch.setenv(autotune.ENV, "xla/unroll2")
     assert _fit(None).execution == {"execution": "xla/unroll2", "source": "pinned"}
     monkeypatch.delenv(autotune.ENV)
-    default = "xla_chunked/unroll8" if autotune.XLA_CPU_CONV_FAST else "im2col/scan"  # on the CPU
+    default = "xla_chunked/scan" if XLA_CPU_CONV_FAST else "im2col/scan"  # on the CPU
     assert _fit(None).execution == {"execution": default, "source": "pinned"}
     (tmp_path / "autotune.json").write_text("{")
     with pytest.raises(UsageError, match="damaged"):
         _fit("auto")
 
 
-def test_default_execution_by_jax_version_and_models_at_once(monkeypatch):
+def test_default_execution_by_jax_version(monkeypatch):
     epochs = training_epochs(DATA, loss_fn=classification, batch_size=16, augment=None, mesh=data_mesh())
-    monkeypatch.setattr(autotune, "XLA_CPU_CONV_FAST", True)  # jax >= 0.11 on the CPU
-    assert str(autotune.default_execution(epochs, members=1)) == "xla_chunked/unroll8"
-    assert str(autotune.default_execution(epochs, members=2)) == "im2col/scan"  # vmapped: grouped convs
+    monkeypatch.setattr(layers, "XLA_CPU_CONV_FAST", True)  # jax >= 0.11 on the CPU
+    assert str(autotune.default_execution(epochs)) == "xla_chunked/scan"
     with use_conv_impl("xla"):
-        assert str(autotune.default_execution(epochs, members=1)) == "xla/unroll8"
-    monkeypatch.setattr(autotune, "XLA_CPU_CONV_FAST", False)  # jax 0.10
-    assert str(autotune.default_execution(epochs, members=1)) == "im2col/scan"
+        assert str(autotune.default_execution(epochs)) == "xla/scan"
+    monkeypatch.setattr(layers, "XLA_CPU_CONV_FAST", False)  # jax 0.10
+    assert str(autotune.default_execution(epochs)) == "im2col/scan"
 
 
 def test_execution_settings():

@@ -98,7 +98,7 @@ def test_unknown_model_lists_choices():
 
 
 @pytest.mark.parametrize("padding", ["SAME", "VALID"])
-@pytest.mark.parametrize("kernel, strides", [((3, 3), 1), ((5, 5), 1), ((2, 3), 1), ((3, 3), 2)])
+@pytest.mark.parametrize("kernel, strides", [((3, 3), 1), ((5, 5), 1), ((2, 3), 1), ((3, 3), 2), ((7, 7), 2), ((3, 3), (1, 2))])
 def test_every_conv_formulation_matches_xla_conv(padding, kernel, strides):
     x = jax.random.normal(jax.random.key(1), (6, 9, 11, 3))  # 6 images: xla_chunked's gradient in 2 chunks
     conv = Conv(4, kernel, padding, strides)
@@ -112,6 +112,31 @@ def test_every_conv_formulation_matches_xla_conv(padding, kernel, strides):
     for impl in ("im2col", "xla_chunked"):
         np.testing.assert_allclose(out[impl], out["xla"], rtol=1e-5, atol=1e-5)
         jax.tree.map(lambda u, w: np.testing.assert_allclose(u, w, rtol=1e-4, atol=1e-4), grads[impl], grads["xla"])
+
+
+@pytest.mark.parametrize("models_at_once", [True, False])
+def test_xla_chunked_vmapped_computes_each_model_alone(models_at_once):
+    """vmapped over models (``fit_many``): one convolution per kernel, not XLA's grouped one;
+    over images only (synthesis' batches): the images joined.  Either way what each alone gives."""
+    conv = Conv(4, (3, 3), "SAME", 2)
+    x = jax.random.normal(jax.random.key(1), (3, 4, 9, 11, 2))  # 3 members of 4 images
+    keys = jax.random.split(jax.random.key(0), 3) if models_at_once else jnp.stack([jax.random.key(0)] * 3)
+    variables = jax.vmap(lambda k: conv.init(k, x[0]))(keys)
+    weights = jax.random.normal(jax.random.key(2), (3, 4, 5, 6, 4))
+    loss = lambda v, x, w: (conv.apply(v, x) * w).sum()  # noqa: E731
+    v_axis = 0 if models_at_once else None
+    if not models_at_once:
+        variables = jax.tree.map(lambda v: v[0], variables)
+    with use_conv_impl("xla_chunked"):
+        grad = jax.vmap(jax.grad(loss, argnums=(0, 1)), in_axes=(v_axis, 0, 0))
+        jaxpr = str(jax.make_jaxpr(grad)(variables, x, weights))
+        grads = grad(variables, x, weights)
+    assert "feature_group_count=3" not in jaxpr
+    with use_conv_impl("xla"):
+        for i in range(3):
+            alone = variables if not models_at_once else jax.tree.map(lambda v: v[i], variables)
+            expected = jax.grad(loss, argnums=(0, 1))(alone, x[i], weights[i])
+            jax.tree.map(lambda u, w: np.testing.assert_allclose(u[i], w, rtol=1e-4, atol=1e-4), grads, expected)
 
 
 def test_one_switch_picks_every_convs_formulation():

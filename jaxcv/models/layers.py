@@ -1,17 +1,19 @@
 """Layers whose formulation is chosen per backend for speed.
 
-XLA:CPU runs the backward pass of a convolution inside a ``lax.scan`` body through a
-naive kernel (JAX issue 12868), which makes a scanned epoch ~20x slower than a Python
-loop of steps.  ``Conv`` therefore computes the same convolution as an explicit
-im2col + matmul on CPU and as ``lax.conv_general_dilated`` elsewhere.  All formulations have
-exactly the parameters of ``flax.linen.Conv`` (``kernel`` of shape
-``(kh, kw, in, out)`` and ``bias``), so weights move freely between them.
+XLA:CPU runs the convolutions jax's autodiff emits for a gradient (the transposed, swapped-layout
+ones) through a naive kernel inside a loop body (JAX issue 12868): a scanned epoch ~20x slower
+than a Python loop of steps, an L-BFGS ``while_loop`` over VGG16 25x slower.  ``Conv`` therefore
+has three formulations, all with exactly the parameters of ``flax.linen.Conv`` (``kernel`` of
+shape ``(kh, kw, in, out)`` and ``bias``), so weights move freely between them:
 
-jax 0.11's XLA:CPU runs a convolution and its input gradient fast outside a loop body, but
-computes the kernel gradient as one convolution with an output-sized window, on one thread
-(a profile of ``mnist_cnn``'s step: the second conv's alone took a quarter of it).
-``xla_chunked`` sums that gradient over chunks of the batch instead (``KERNEL_GRAD_CHUNKS``):
-independent small convolutions that XLA runs side by side.
+- ``im2col``: patches times a matmul (the CPU's with jax 0.10, whose XLA convolution is slow
+  everywhere);
+- ``xla``: ``lax.conv_general_dilated`` and jax's gradients (GPUs);
+- ``xla_chunked``: XLA's convolution, its gradients written out as forward convolutions in the
+  standard layouts, which XLA:CPU runs as fast inside a loop body as outside (jax 0.11's CPU); the
+  kernel gradient summed over chunks of the batch (``KERNEL_GRAD_CHUNKS``: as one convolution
+  with an output-sized window it runs on one thread), and vmapped over kernels (several models
+  at once) one convolution per kernel instead of XLA's slower grouped one.
 
 The formulation is one setting for every ``Conv``, not a field of each model:
 ``conv_impl()`` is the fast one for the default backend unless a ``use_conv_impl(...)``
@@ -25,7 +27,7 @@ import contextlib
 import contextvars
 import functools
 import math
-from typing import Iterator, Literal, Sequence, get_args
+from typing import Callable, Iterator, Literal, Sequence, get_args
 
 import flax.linen as nn
 import jax
@@ -34,11 +36,16 @@ import jax.numpy as jnp
 ConvImpl = Literal["im2col", "xla", "xla_chunked"]
 CONV_IMPLS: tuple[ConvImpl, ...] = get_args(ConvImpl)
 _CONV_IMPL: contextvars.ContextVar[ConvImpl | None] = contextvars.ContextVar("conv_impl", default=None)
+XLA_CPU_CONV_FAST = tuple(int(v) for v in jax.__version__.split(".")[:2]) >= (0, 11)
+"""jax 0.11's XLA:CPU runs a convolution ~4x faster than jax 0.10's."""
 
 
 def conv_impl_for(platform: str) -> ConvImpl:
-    """The fast formulation on a platform: im2col on ``cpu``, XLA's convolution elsewhere."""
-    return "im2col" if platform == "cpu" else "xla"
+    """The fast formulation on a platform: on ``cpu`` ``xla_chunked`` with jax >= 0.11, else
+    im2col; XLA's convolution elsewhere."""
+    if platform != "cpu":
+        return "xla"
+    return "xla_chunked" if XLA_CPU_CONV_FAST else "im2col"
 
 
 def conv_impl() -> ConvImpl:
@@ -94,7 +101,7 @@ def conv_valid(x: jax.Array, kernel: jax.Array, impl: str, strides: tuple[int, i
         kh, kw, _, features = kernel.shape
         return im2col(x, kh, kw, strides) @ kernel.reshape(-1, features)
     if impl == "xla_chunked":
-        return _conv_chunked_kernel_grad(x, kernel, tuple(strides))
+        return _xla_chunked_conv(x, kernel, tuple(strides))
     return _xla_conv(x, kernel, strides)
 
 
@@ -102,33 +109,77 @@ def _xla_conv(x: jax.Array, kernel: jax.Array, strides: tuple[int, int]) -> jax.
     return jax.lax.conv_general_dilated(x, kernel, strides, "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
+@functools.cache
+def _conv_per_kernel(strides: tuple[int, int]) -> Callable[[jax.Array, jax.Array], jax.Array]:
+    """``_xla_conv`` at ``strides`` that, vmapped over kernels, runs one convolution per kernel."""
+    @jax.custom_batching.custom_vmap
+    def conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
+        return _xla_conv(x, kernel, strides)
+
+    @conv.def_vmap
+    def conv_vmap(axis_size: int, in_batched: list[bool], x: jax.Array, kernel: jax.Array):
+        x_batched, kernel_batched = in_batched
+        if not kernel_batched:  # the mapped axis joins the images
+            out = conv(x.reshape(-1, *x.shape[2:]), kernel)
+            return out.reshape(axis_size, -1, *out.shape[1:]), True
+        return jnp.stack([conv(x[i] if x_batched else x, kernel[i]) for i in range(axis_size)]), True
+
+    return conv
+
+
 KERNEL_GRAD_CHUNKS = 16
 """Batch chunks of ``xla_chunked``'s kernel gradient (fewer where the batch has no such divisor).
-At batch 128 on the 2-core CPU, 8, 16 and 32 chunks trained ``mnist_cnn`` within noise of each
-other, 16 ``cifar_cnn`` fastest; 4 were a third slower."""
+At batch 128 on the 2-core CPU (jax 0.11), a scanned ``cifar_cnn`` step took 158 / 134 / 133 /
+141 ms with 4 / 8 / 16 / 32 chunks."""
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _conv_chunked_kernel_grad(x: jax.Array, kernel: jax.Array, strides: tuple[int, int]) -> jax.Array:
-    """XLA's convolution, whose kernel gradient is summed over chunks of the batch."""
-    return _xla_conv(x, kernel, strides)
+def _xla_chunked_conv(x: jax.Array, kernel: jax.Array, strides: tuple[int, int]) -> jax.Array:
+    """XLA's convolution, whose gradients are forward convolutions in the standard layouts, the
+    kernel gradient summed over chunks of the batch."""
+    return _conv_per_kernel(strides)(x, kernel)
 
 
 def _chunked_fwd(x: jax.Array, kernel: jax.Array, strides: tuple[int, int]) -> tuple[jax.Array, tuple]:
-    return _xla_conv(x, kernel, strides), (x, kernel)
+    return _conv_per_kernel(strides)(x, kernel), (x, kernel)
 
 
 def _chunked_bwd(strides: tuple[int, int], residuals: tuple, grad: jax.Array) -> tuple[jax.Array, jax.Array]:
     x, kernel = residuals
-    x_grad = jax.vjp(lambda x: _xla_conv(x, kernel, strides), x)[1](grad)[0]
     chunks = math.gcd(x.shape[0], KERNEL_GRAD_CHUNKS)
     # Contiguous chunks: XLA:CPU runs them faster than strided ones (images j, j + chunks, ...).
-    kernel_grads = (jax.vjp(lambda k, xc=xc: _xla_conv(xc, k, strides), kernel)[1](gc)[0]
+    kernel_grads = (_kernel_grad(xc, gc, kernel.shape, strides)
                     for xc, gc in zip(jnp.split(x, chunks), jnp.split(grad, chunks)))
-    return x_grad, functools.reduce(jnp.add, kernel_grads)
+    return _input_grad(grad, kernel, x.shape, strides), functools.reduce(jnp.add, kernel_grads)
 
 
-_conv_chunked_kernel_grad.defvjp(_chunked_fwd, _chunked_bwd)
+def _dilate(x: jax.Array, strides: tuple[int, int], edges: tuple[tuple[int, int], tuple[int, int]]) -> jax.Array:
+    """``x`` (NHWC) with ``stride - 1`` zeros between its rows and columns and ``edges`` around."""
+    (top, bottom), (left, right) = edges
+    return jax.lax.pad(x, jnp.zeros((), x.dtype), ((0, 0, 0), (top, bottom, strides[0] - 1),
+                                                    (left, right, strides[1] - 1), (0, 0, 0)))
+
+
+def _input_grad(grad: jax.Array, kernel: jax.Array, x_shape: tuple[int, ...], strides: tuple[int, int]) -> jax.Array:
+    """The gradient of a valid convolution's input: the dilated, padded output gradient convolved
+    with the flipped kernel.  Written out because jax's own transpose is a convolution in swapped
+    layouts that XLA:CPU (jax 0.11) runs ~8x slower inside a loop body (a scan, L-BFGS' while)."""
+    kh, kw = kernel.shape[:2]
+    rows, cols = ((x_shape[1] - kh) % strides[0], (x_shape[2] - kw) % strides[1])  # inputs no window reached
+    padded = _dilate(grad, strides, ((kh - 1, kh - 1 + rows), (kw - 1, kw - 1 + cols)))
+    return _conv_per_kernel((1, 1))(padded, jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2))
+
+
+def _kernel_grad(x: jax.Array, grad: jax.Array, kernel_shape: tuple[int, ...], strides: tuple[int, int]) -> jax.Array:
+    """The gradient of a valid convolution's kernel: the inputs (channels as the batch) convolved
+    with the output gradient (images as the features), in the standard layouts, for the same reason
+    as ``_input_grad`` (there ~100x)."""
+    kh, kw = kernel_shape[:2]
+    window = _dilate(grad, strides, ((0, 0), (0, 0))).transpose(1, 2, 0, 3)
+    return _conv_per_kernel((1, 1))(x.transpose(3, 1, 2, 0), window)[:, :kh, :kw].transpose(1, 2, 0, 3)
+
+
+_xla_chunked_conv.defvjp(_chunked_fwd, _chunked_bwd)
 
 
 class Conv(nn.Module):

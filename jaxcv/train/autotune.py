@@ -2,9 +2,10 @@
 
 Neither choice changes what a model learns beyond float rounding (im2col and XLA's
 convolution compute the same sums; every driver follows the same ``epoch_plan``), but their
-speeds differ by backend, jax version and model: on XLA:CPU a convolution's gradient inside
-a ``lax.scan`` body is an order of magnitude slower than outside one (JAX issue 12868), and
-jax 0.11 runs XLA's own convolution ~4x faster than jax 0.10 did.  So ``resolve`` times each
+speeds differ by backend, jax version and model: on XLA:CPU the convolutions of jax's own
+gradients are an order of magnitude slower inside a ``lax.scan`` body than outside one (JAX
+issue 12868; ``xla_chunked`` avoids them), and jax 0.11 runs XLA's convolution ~4x faster than
+jax 0.10 did.  So ``resolve`` times each
 candidate (``CONV_IMPLS``: im2col, xla, xla_chunked, x the epochs' ``tunable_drivers``: scan, unroll1
 and unroll8 on the device, one step per batch when streamed) on a few steps of the real
 model and data, compile time apart, and keeps the fastest, cached on disk per backend, device,
@@ -13,12 +14,12 @@ of a multi-process job time the candidates together and take process 0's pick.
 
 An *execution setting* pins any part of the choice: ``"auto"`` (measure), ``"xla"`` or
 ``"im2col"`` (that formulation, the driver measured), ``"scan"`` or ``"unroll8"`` (that
-driver; the formulation a ``use_conv_impl`` block pins, else the fast one for that driver on
-the devices trained on, not measured), or both as ``"xla/unroll8"``.  ``fit`` takes it as
+driver; the formulation a ``use_conv_impl`` block pins, else the fast one on the devices
+trained on, not measured), or both as ``"xla/unroll8"``.  ``fit`` takes it as
 ``execution=``, studies as ``--execution``, and ``$JAXCV_EXECUTION`` gives the default; without
 one, ``"default"`` (``DEFAULT``), what measured fastest on ``mnist_cnn`` and ``cifar_cnn``
 (the README's tables) without measuring each model again (a compile per candidate, and
-minutes of XLA's convolution in a scan on the CPU): ``default_execution``.
+minutes of the plain ``xla`` formulation in a scan on the CPU): ``default_execution``.
 """
 
 from __future__ import annotations
@@ -56,8 +57,6 @@ HOPELESS = 3.0
 ENV = "JAXCV_EXECUTION"
 DEFAULT = "default"
 """The setting without one: ``default_execution``."""
-XLA_CPU_CONV_FAST = tuple(int(v) for v in jax.__version__.split(".")[:2]) >= (0, 11)
-"""jax 0.11's XLA:CPU runs a convolution outside a loop body ~4x faster than jax 0.10's."""
 CACHE_ENV = "JAXCV_AUTOTUNE_CACHE"
 
 
@@ -145,14 +144,13 @@ def resolve(text: str | None, epochs: DeviceEpochs | StreamedEpochs, state: Trai
     """The execution for ``epochs`` of ``state``'s models under setting ``text`` (``setting``):
     pinned where the setting says, else the cached or newly measured fastest candidate."""
     text = setting(text)
-    members = int(rngs.shape[0])
     if text == DEFAULT:
-        return Choice(default_execution(epochs, members), "pinned")
+        return Choice(default_execution(epochs), "pinned")
     conv, driver = parse_setting(text)
     if driver is not None:
         epochs.with_driver(driver)  # a UsageError if it does not apply
     convs = ([conv] if conv is not None else
-             [_unmeasured_conv(epochs, members, driver)] if driver is not None or pinned_conv_impl()
+             [_unmeasured_conv(epochs)] if driver is not None or pinned_conv_impl()
              else list(CONV_IMPLS))
     drivers = [driver] if driver is not None else list(epochs.tunable_drivers)
     candidates = [Execution(c, d) for c in convs for d in drivers]
@@ -176,33 +174,18 @@ def resolve(text: str | None, epochs: DeviceEpochs | StreamedEpochs, state: Trai
     return choice
 
 
-def default_execution(epochs: DeviceEpochs | StreamedEpochs, members: int = 1) -> Execution:
-    """The execution nothing is measured for, training ``members`` models at once on the devices
-    ``epochs`` run on (not the default backend's: a CPU mesh on a GPU host).  On the CPU with
-    jax >= 0.11, one model: K = 8 steps per compiled call with XLA's convolution, its kernel
-    gradient chunked; several (vmapped, where XLA's convolution becomes a grouped one, slower
-    than the scan) or jax 0.10: the scan over im2col steps.  On GPUs: the scan over XLA's
-    convolutions.  A streamed set runs a step per batch; a ``use_conv_impl`` block pins the
-    formulation."""
-    driver = epochs.driver
-    if isinstance(epochs, DeviceEpochs) and _fast_cpu_conv(epochs, members):
-        driver = "unroll8"
-    return Execution(_unmeasured_conv(epochs, members, driver), driver)
+def default_execution(epochs: DeviceEpochs | StreamedEpochs) -> Execution:
+    """The execution nothing is measured for, on the devices ``epochs`` run on (not the default
+    backend's: a CPU mesh on a GPU host): the epoch's own driver (the scan on the device, a step
+    per batch when streamed) with the fast formulation there (``conv_impl_for``), or a
+    ``use_conv_impl`` block's."""
+    return Execution(_unmeasured_conv(epochs), epochs.driver)
 
 
-def _fast_cpu_conv(epochs: DeviceEpochs | StreamedEpochs, members: int) -> bool:
-    return XLA_CPU_CONV_FAST and members == 1 and epochs.mesh.devices.flat[0].platform == "cpu"
-
-
-def _unmeasured_conv(epochs: DeviceEpochs | StreamedEpochs, members: int, driver: str | None) -> ConvImpl:
+def _unmeasured_conv(epochs: DeviceEpochs | StreamedEpochs) -> ConvImpl:
     """The formulation when it is not measured: a ``use_conv_impl`` block's, else the fast one
-    for ``driver`` on the devices ``epochs`` run on: on the CPU with jax >= 0.11 for one model,
-    ``xla_chunked`` outside a loop body (``unrollK``, ``stream``), else im2col."""
-    if pinned := pinned_conv_impl():
-        return pinned
-    if _fast_cpu_conv(epochs, members) and driver != "scan":
-        return "xla_chunked"
-    return conv_impl_for(epochs.mesh.devices.flat[0].platform)
+    on the devices ``epochs`` run on."""
+    return pinned_conv_impl() or conv_impl_for(epochs.mesh.devices.flat[0].platform)
 
 
 def _process_zeros(index: int) -> int:
