@@ -33,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from jaxcv.bench import device_info, load, timed  # noqa: E402
+from jaxcv.bench import compile_clock, device_info, load, timed  # noqa: E402
 from jaxcv.experiment import positive_int  # noqa: E402
 from jaxcv.synthesis import Network, optimise  # noqa: E402
 from jaxcv.synthesis.filters import filter_objective, filter_settings, grey_noise  # noqa: E402
@@ -57,9 +57,10 @@ def style_record(network: Network, content: np.ndarray, style: np.ndarray, start
     """jaxcv's seconds per style iteration, compile apart."""
     objective = style_objective(network, content, style)
     settings = style_settings(iterations=iterations)
-    _, first = timed(optimise, network, objective, start, settings)
+    with compile_clock() as compiling:
+        timed(optimise, network, objective, start, settings)
     result, seconds = timed(optimise, network, objective, start, settings)
-    return {"impl": "jaxcv", "iteration_seconds": seconds / iterations, "compile_seconds": first - seconds,
+    return {"impl": "jaxcv", "iteration_seconds": seconds / iterations, "compile_seconds": compiling[0],
             "evaluations": result.evaluations[0].tolist(), "initial_loss": float(result.loss[0, 0]),
             "losses": result.loss[0, 1:].tolist()}
 
@@ -85,7 +86,8 @@ def units_record(units: int, size: int, steps: int) -> dict:
     objective, settings = filter_objective("conv5_1"), filter_settings(iterations=steps)
     images = grey_noise(jax.random.key(1), units, size)
     batch = lambda: optimise(network, objective, images, settings, units=np.arange(units))  # noqa: E731
-    _, first = timed(batch)
+    with compile_clock() as compiling:
+        timed(batch)
     _, batched = timed(batch)
     one = lambda i: optimise(network, objective, images[i], settings, units=np.array([i]))  # noqa: E731
     timed(one, 0)  # compile
@@ -94,7 +96,7 @@ def units_record(units: int, size: int, steps: int) -> dict:
         one(i)  # optimise returns numpy arrays: each call has finished when it returns
     separate = time.perf_counter() - start
     return {"units": units, "size": size, "steps": steps, "one_call_seconds": batched,
-            "compile_seconds": first - batched, "separate_calls_seconds": separate, "speedup": separate / batched}
+            "compile_seconds": compiling[0], "separate_calls_seconds": separate, "speedup": separate / batched}
 
 
 def main() -> None:
@@ -102,7 +104,8 @@ def main() -> None:
     p.add_argument("--size", type=positive_int, default=400, help="style image side, px")
     p.add_argument("--iterations", type=positive_int, default=3, help="timed style iterations")
     p.add_argument("--peers", default="keras-tf,torch", help=f"comma-separated, from {', '.join(PEERS)} (or none)")
-    p.add_argument("--torch-python", default=sys.executable, help="the Python that has torch (default: this one)")
+    p.add_argument("--peer-python", default=sys.executable,
+                   help="the Python that runs the peers, with tensorflow and/or torch (default: this one)")
     p.add_argument("--units", type=positive_int, default=64)
     p.add_argument("--unit-size", type=positive_int, default=128)
     p.add_argument("--unit-steps", type=positive_int, default=20)
@@ -135,8 +138,7 @@ def main() -> None:
                      **{f"{name}/{k}": np.asarray(v) for name, layer in params.items() for k, v in layer.items()})
             for impl in peers:
                 before = load()
-                python = args.torch_python if impl == "torch" else sys.executable
-                if (r := run_peer(impl, python, data, args.iterations)) is not None:
+                if (r := run_peer(impl, args.peer_python, data, args.iterations)) is not None:
                     records.append({**r, "load": before})
                     print(json.dumps(records[-1]), flush=True)
     if "units" not in skip:

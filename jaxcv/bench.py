@@ -6,12 +6,13 @@ right thing.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import platform
 import statistics
 import time
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 import flax.linen as nn
 import jax
@@ -46,6 +47,28 @@ def timed(fn: Callable[..., Any], *args: Any) -> tuple[Any, float]:
     start = time.perf_counter()
     out = jax.block_until_ready(fn(*args))
     return out, time.perf_counter() - start
+
+
+_COMPILE_EVENTS = frozenset(f"/jax/core/compile/{stage}_duration"
+                            for stage in ("jaxpr_trace", "jaxpr_to_mlir_module", "backend_compile"))
+
+
+@contextlib.contextmanager
+def compile_clock() -> Iterator[list[float]]:
+    """Seconds JAX spends tracing, lowering and compiling within the block, from its own
+    monitoring events: ``[seconds]``, read after the block.  For calls that compile inside (a
+    first call's time less a second's is noise where a call runs much longer than it compiles)."""
+    spent = [0.0]
+
+    def listen(event: str, seconds: float, **_: Any) -> None:
+        if event in _COMPILE_EVENTS:
+            spent[0] += seconds
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        yield spent
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
 
 
 def compile_seconds(fn: Callable[..., Any], *args: Any, donate: bool = False) -> tuple[Any, float]:

@@ -12,8 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxcv.bench import (available_workloads, compile_seconds, flops, peak_flop_per_second, synthetic,
-                         synthetic_task, time_epochs, timed)
+from jaxcv.bench import (available_workloads, compile_clock, compile_seconds, flops, peak_flop_per_second,
+                         synthetic, synthetic_task, time_epochs, timed)
 from jaxcv.errors import UsageError
 from jaxcv.models import count_params, get_model
 
@@ -40,6 +40,16 @@ def test_timed_returns_ready_results_and_compile_is_ahead_of_time():
     assert isinstance(compiled, jax.stages.Compiled)
     out, seconds = timed(compiled, jnp.ones((256, 256)))
     assert out.is_ready() and seconds > 0
+
+
+def test_compile_clock_counts_compiling_not_running():
+    f = jax.jit(lambda x: jnp.cos(x) @ x)
+    x = jnp.ones((64, 64))
+    with compile_clock() as first:
+        timed(f, x)
+    with compile_clock() as again:
+        timed(f, x)  # compiled already: nothing to count
+    assert first[0] > 0 and again[0] == 0
 
 
 @pytest.mark.parametrize("execution", ["im2col/scan", "xla/unroll2"])
