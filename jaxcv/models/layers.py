@@ -122,6 +122,8 @@ def _conv_per_kernel(strides: tuple[int, int]) -> Callable[[jax.Array, jax.Array
         if not kernel_batched:  # the mapped axis joins the images
             out = conv(x.reshape(-1, *x.shape[2:]), kernel)
             return out.reshape(axis_size, -1, *out.shape[1:]), True
+        # Unrolled, so the models' convolutions run side by side: a loop over them (``lax.map``)
+        # compiled four cifar_cnn in 11.5 s against 20.5 s, but trained them 1.4x slower.
         return jnp.stack([conv(x[i] if x_batched else x, kernel[i]) for i in range(axis_size)]), True
 
     return conv
