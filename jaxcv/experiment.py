@@ -147,8 +147,8 @@ def parser(study: str, description: str, *, dataset: str, epochs: int, batch_siz
     p.add_control("--epochs", type=positive_int, default=epochs, help="epochs per run")
     p.add_control("--execution", default=None,
                   help="convolution formulation / epoch driver, e.g. xla/unroll8, or auto: measured once per model "
-                       "and cached (default: $JAXCV_EXECUTION, else default: what measured fastest on this backend "
-                       "and jax version, README 'Executions'); it changes speed, not results")
+                       "and cached (default: $JAXCV_EXECUTION, else default: the fast formulation for this backend "
+                       "and jax version in a scanned epoch, README 'Executions'); it changes speed, not results")
     p.add_control("--data-dir", type=folder, default=None,
                   help="folder of prepared datasets or of a real dataset's original files (MNIST's four "
                        ".gz, the CIFAR python tarball), prepared there once (default: ~/tensorflow_datasets)")

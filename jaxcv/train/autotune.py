@@ -150,8 +150,7 @@ def resolve(text: str | None, epochs: DeviceEpochs | StreamedEpochs, state: Trai
     if driver is not None:
         epochs.with_driver(driver)  # a UsageError if it does not apply
     convs = ([conv] if conv is not None else
-             [_unmeasured_conv(epochs)] if driver is not None or pinned_conv_impl()
-             else list(CONV_IMPLS))
+             [_unmeasured_conv(epochs)] if driver is not None or pinned_conv_impl() else list(CONV_IMPLS))
     drivers = [driver] if driver is not None else list(epochs.tunable_drivers)
     candidates = [Execution(c, d) for c in convs for d in drivers]
     if len(candidates) == 1:

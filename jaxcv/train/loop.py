@@ -69,8 +69,9 @@ class FitOptions:
     execution: str | None = None
     """Convolution formulation and epoch driver (``jaxcv.train.autotune``): ``"auto"``
     (measured once, cached), or pinned, e.g. ``"xla/unroll8"``; default ``$JAXCV_EXECUTION``,
-    else ``"default"``: what measured fastest on the devices' backend and jax version
-    (``autotune.default_execution``).  It changes speed, not results (beyond float rounding)."""
+    else ``"default"`` (``autotune.default_execution``): the devices' fast formulation
+    (``layers.conv_impl_for``: by backend and jax version), scanned epochs (one step per batch
+    when streamed).  It changes speed, not results (beyond float rounding)."""
     precision: str = "float32"
     """Compute dtype of training steps: ``"float32"`` or ``"bf16"`` (parameters and optimizer
     state stay float32; evaluation is float32)."""
