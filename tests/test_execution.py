@@ -12,9 +12,8 @@ import pytest
 
 from jaxcv.bench import synthetic
 from jaxcv.errors import UsageError
-from jaxcv.models import get_model
+from jaxcv.models import get_model, layers
 from jaxcv.models.cnn import MnistCNN
-from jaxcv.models import layers
 from jaxcv.models.layers import XLA_CPU_CONV_FAST, use_conv_impl
 from jaxcv.train import autotune, fit, make_optimizer
 from jaxcv.train.epochs import DeviceEpochs, training_epochs

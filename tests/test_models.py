@@ -120,13 +120,12 @@ def test_xla_chunked_vmapped_computes_each_model_alone(models_at_once):
     over images only (synthesis' batches): the images joined.  Either way what each alone gives."""
     conv = Conv(4, (3, 3), "SAME", 2)
     x = jax.random.normal(jax.random.key(1), (3, 4, 9, 11, 2))  # 3 members of 4 images
-    keys = jax.random.split(jax.random.key(0), 3) if models_at_once else jnp.stack([jax.random.key(0)] * 3)
-    variables = jax.vmap(lambda k: conv.init(k, x[0]))(keys)
+    variables = jax.vmap(lambda k: conv.init(k, x[0]))(jax.random.split(jax.random.key(0), 3))
+    if not models_at_once:
+        variables = jax.tree.map(lambda v: v[0], variables)  # one model's, shared
     weights = jax.random.normal(jax.random.key(2), (3, 4, 5, 6, 4))
     loss = lambda v, x, w: (conv.apply(v, x) * w).sum()  # noqa: E731
     v_axis = 0 if models_at_once else None
-    if not models_at_once:
-        variables = jax.tree.map(lambda v: v[0], variables)
     with use_conv_impl("xla_chunked"):
         grad = jax.vmap(jax.grad(loss, argnums=(0, 1)), in_axes=(v_axis, 0, 0))
         jaxpr = str(jax.make_jaxpr(grad)(variables, x, weights))
