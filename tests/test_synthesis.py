@@ -16,8 +16,9 @@ from jaxcv.errors import UsageError
 from jaxcv.models.layers import Conv, max_pool
 from jaxcv.synthesis import (LBFGS, Activation, Adam, Content, ImageL2, Jitter, LayerL2, Network,
                              NormalisedGradient, Objective, Probe, Settings, Style, TotalVariation,
-                             gaussian_blur, gram_matrix, l2, optimise, rgb_unit, total_variation)
-from jaxcv.synthesis.dream import PRESETS, dream_objective, dream_settings, octave_shapes, optimise_octaves
+                             gaussian_blur, gram_matrix, l2, optimise, rgb_unit, score, total_variation)
+from jaxcv.synthesis.dream import (LOOPS, PRESETS, calibrated, dream_objective, dream_settings, octave_shapes,
+                                   optimise_octaves)
 from jaxcv.synthesis.filters import best_units, filter_objective, filter_settings, grey_noise, ratio_to_natural
 from jaxcv.synthesis.samples import CONTENT_SAMPLES, SAMPLES, STYLE_SAMPLES, load_image
 from jaxcv.synthesis.style import STYLE_LAYERS, noise_image, style_objective, style_settings
@@ -213,6 +214,22 @@ def test_deep_dream_octaves_put_back_the_lost_detail(two_convs):
     start = jax.image.resize(results[0].final[0], (48, 40, 3), "cubic") + lost
     np.testing.assert_allclose(results[1].at(0)[0], start, atol=1e-5)
     assert octave_shapes((600, 600), 3, 1.4) == [(306, 306), (429, 429), (600, 600)]
+
+
+def test_calibrated_dream_weights_are_relative_to_the_photograph(two_convs):
+    dream = dataclasses.replace(PRESETS["dreamy"], layers={"conv2_1": 0.05, "conv1_1": 0.02})
+    photograph = jax.random.uniform(jax.random.key(9), (48, 40, 3))
+    for shape in [(48, 40, 3), (32, 27, 3)]:  # at every octave, the photograph resized to it
+        objective = calibrated(two_convs, dream, photograph)(shape)
+        terms = score(two_convs, objective, jax.image.resize(photograph, shape, "cubic")[None])
+        assert {t: objective.weights[t] * terms[t][0] for t in terms} == pytest.approx(
+            {"dream_conv2_1": 0.05, "dream_conv1_1": 0.02, "continuity": 0.1, "dream_l2": 0.02}, rel=1e-5)
+    with pytest.raises(UsageError, match="continuity is 0 on the photograph at 48x40"):
+        calibrated(two_convs, dream, jnp.full((48, 40, 3), 0.5))  # a flat image has no total variation
+    ascent = LOOPS["ascent"].settings(PRESETS["bad_trip"])
+    assert (ascent.iterations, ascent.optimiser, ascent.jitter.shift, ascent.noise, ascent.clip) == (
+        10, NormalisedGradient(1.5 / 255), 32, 5 / 255, True)
+    assert LOOPS["keras"].settings(PRESETS["bad_trip"]) == dream_settings(PRESETS["bad_trip"])
 
 
 def test_keras_presets():

@@ -94,16 +94,31 @@ def test_neural_style(tmp_path, tiny):
     assert all(n["content_error"][0] == 0 for n in losses.values())  # it starts as the content
 
 
-def test_deep_dream(tmp_path, tiny):
+@pytest.mark.parametrize("preset, argv", [("ascent", ["--octaves", "2"]), ("keras", ["--evaluations", "3"])])
+def test_deep_dream(tmp_path, tiny, preset, argv):
     study("deep_dream").run(["--out", str(tmp_path), "--no-progress", "--rows", "40", "--iterations", "2",
-                             "--evaluations", "3", "--octaves", "1", "--variants", "layer2"], network=tiny)
+                             "--variants", "layer2", "--preset", preset, *argv], network=tiny)
     scores = json.loads((tmp_path / "scores.json").read_text())
     assert list(scores) == ["layer2"]
+    terms = scores["layer2"]
     objective = dream_objective(study("deep_dream").VARIANTS["layer2"], (40, 60, 3))  # chelsea, 300x451
-    loss = [sum(objective.weights[t] * scores["layer2"][t][k] for t in objective.minimise)
-            - sum(objective.weights[t] * scores["layer2"][t][k] for t in objective.maximise) for k in (0, 1)]
+    if preset == "keras":
+        assert terms["weights"] == objective.weights
+    else:  # each weight over its term's value on the photograph
+        assert {t: terms["weights"][t] * terms[t][0] for t in objective.weights} == pytest.approx(
+            {"dream_conv2_1": 0.05, "dream_conv2_2": 0.02, "continuity": 0.1, "dream_l2": 0.02})
+    loss = [sum(terms["weights"][t] * terms[t][k] for t in objective.minimise)
+            - sum(terms["weights"][t] * terms[t][k] for t in objective.maximise) for k in (0, 1)]
     assert loss[1] < loss[0]  # the dream scores better than the photograph
+    assert f"preset `{preset}`" in (tmp_path / "summary.md").read_text()
     assert (tmp_path / "dreams.png").exists() and (tmp_path / "layer2.png").exists()
+
+
+def test_deep_dream_evaluations_are_for_lbfgs_only(tmp_path, tiny):
+    out = tmp_path / "run"
+    with pytest.raises(UsageError, match="--preset ascent takes gradient steps"):
+        study("deep_dream").run(["--out", str(out), "--evaluations", "3"], network=tiny)
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("script, argv, message", [

@@ -1,10 +1,12 @@
 """Deep dream (Mordvintsev et al. 2015) as Keras' ``deep_dream.py`` ran it in 2016-17 on VGG16
 (report 000): maximise the L2 norm of some layers' activations, minus continuity (total
 variation) and "dream" (image L2) terms, 5 rounds of L-BFGS with 7 evaluations, a random
-"jitter" noise per round; and the octaves of the classic version (several scales, the detail
-lost by shrinking put back at each larger one).
+"jitter" noise per round; and the loop of the original deep dream: normalised gradient steps
+with a random shift, at several scales (octaves), the detail lost by shrinking put back at each
+larger one.
 
-The presets' weights assume VGG16's "caffe" input (0-255), as does ``jitter`` (grey levels).
+Keras' weights assume the ImageNet VGG16's feature sizes on its "caffe" input (0-255), as does
+``jitter`` (grey levels); ``calibrated`` makes the weights mean the same on any network.
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ import jax
 import jax.numpy as jnp
 
 from jaxcv.errors import UsageError
-from jaxcv.synthesis.engine import Result, Settings, optimise
+from jaxcv.synthesis.engine import Result, Settings, optimise, score
 from jaxcv.synthesis.network import Network
 from jaxcv.synthesis.objectives import LayerL2, Objective
-from jaxcv.synthesis.optimisers import LBFGS
+from jaxcv.synthesis.optimisers import LBFGS, NormalisedGradient
 from jaxcv.synthesis.regularisers import ImageL2, TotalVariation
+from jaxcv.synthesis.transforms import Jitter
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +63,72 @@ def dream_settings(dream: Dream, iterations: int = 5, evaluations: int = 7) -> S
     noise of ``dream.jitter`` grey levels added for each round, no clipping."""
     return Settings(iterations=iterations, optimiser=LBFGS(evaluations=evaluations), noise=dream.jitter / 255,
                     clip=False)
+
+
+def calibrated(network: Network, dream: Dream, photograph: jax.Array) -> Callable[[tuple[int, int, int]], Objective]:
+    """``dream``'s objective at any octave's shape, each term's weight divided by that term's value
+    on ``photograph`` (``(H, W, C)``) resized to the shape: on the photograph every weighted term
+    equals its weight, whatever the network's feature sizes.  Keras' weights were set for the
+    ImageNet VGG16, whose layer-5 L2 norms are hundreds of times those of other VGG16 weights
+    (the HED fine-tune's), where its continuity term flattens the picture instead.
+
+    A weighted term that is 0 on the photograph (a flat image has no total variation) is a
+    ``UsageError``, raised here for the photograph's own size."""
+    raw = {**{f"dream_{layer}": w for layer, w in dream.layers.items()}, "continuity": dream.continuity,
+           "dream_l2": dream.dream_l2}
+
+    def objective_for(shape: tuple[int, int, int]) -> Objective:
+        objective = dream_objective(dream, shape)
+        values = score(network, objective, jax.image.resize(photograph, shape, "cubic")[None])
+        if zero := [name for name, w in raw.items() if w and not values[name][0] > 0]:
+            raise UsageError(f"deep dream: {', '.join(zero)} is 0 on the photograph at {shape[0]}x{shape[1]}, "
+                             "so no weight can be relative to it; choose other layers or another image")
+        return dataclasses.replace(objective, weights={name: w / float(values[name][0]) if w else 0.0
+                                                        for name, w in raw.items()})
+
+    objective_for(photograph.shape)
+    return objective_for
+
+
+@dataclasses.dataclass(frozen=True)
+class Loop:
+    """How each octave is dreamed.  With ``evaluations``: Keras' ``iterations`` rounds of L-BFGS
+    of that many evaluations, nothing clipped.  Without: the original deep dream's
+    ``iterations`` normalised gradient steps of ``step`` grey levels, a random shift of up to
+    ``shift`` px each, pixels clipped to the valid range.  ``calibrate``: weights relative to
+    the photograph's own values (``calibrated``)."""
+
+    iterations: int
+    octaves: int
+    evaluations: int | None = None
+    step: float = 1.5
+    shift: int = 32
+    calibrate: bool = False
+
+    def __str__(self) -> str:
+        if self.evaluations is not None:
+            per_octave = f"{self.iterations} rounds of L-BFGS ({self.evaluations} evaluations)"
+        else:
+            per_octave = f"{self.iterations} steps of {self.step:g} levels, shift {self.shift} px"
+        weights = "weights relative to the photograph" if self.calibrate else "Keras' weights"
+        return f"{per_octave} at {self.octaves} octave(s), {weights}"
+
+    def settings(self, dream: Dream) -> Settings:
+        """The engine's settings for one octave of ``dream``."""
+        if self.evaluations is not None:
+            return dream_settings(dream, self.iterations, self.evaluations)
+        return Settings(iterations=self.iterations, optimiser=NormalisedGradient(self.step / 255),
+                        jitter=Jitter(self.shift), noise=dream.jitter / 255, clip=True)
+
+
+LOOPS = {
+    "ascent": Loop(iterations=10, octaves=4, calibrate=True),
+    "keras": Loop(iterations=5, octaves=1, evaluations=7),
+}
+"""``ascent``: the original deep dream's loop (10 steps of 1.5 levels, a shift of up to 32 px,
+4 octaves 1.4 apart) on the calibrated objective; it dreams on VGG16 weights where Keras' does
+not.  ``keras``: ``deep_dream.py``'s 5 rounds of L-BFGS with 7 evaluations at one scale, its
+weights as they are."""
 
 
 def octave_shapes(shape: tuple[int, int], octaves: int, scale: float) -> list[tuple[int, int]]:
