@@ -11,7 +11,10 @@ cost analysis, and the fraction of peak where the device's peak is known.  Synth
 ``--peers torch,keras`` times the same ``mnist_cnn`` / ``cifar_cnn`` (same layers, parameter
 counts, batch size and data) in PyTorch eager and Keras 3 ``fit`` (JAX and TensorFlow
 backends), each in its own process, on the CPU, in the same run; ``--peer-python`` runs them
-with another interpreter (one that has torch when jaxcv's has none).
+with another interpreter (one that has torch when jaxcv's has none).  ``--rounds R`` measures
+jaxcv and the peers in turn R times, so that a machine that drifts during the run slows both
+alike: the table shows each implementation's median round, and a second table each peer's time
+over the fastest jaxcv time of the same round, round by round.
 
 Writes ``benchmarks/results/<host>-<date>.json`` (or ``--json PATH``): a list of records,
 and next to it the markdown table (``.md``) and a bar chart of images/s (``.png``).
@@ -97,6 +100,40 @@ def run_peer(impl: str, model: str, data: dict[str, np.ndarray], batch_size: int
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def median_rounds(records: list[dict]) -> list[dict]:
+    """One record per model, implementation and device: of its rounds, the one of median epoch
+    time (the lower middle one of an even count), with every round's epoch seconds beside it
+    (``round_seconds``)."""
+    groups: dict[tuple[str, str, str], list[dict]] = {}
+    for r in records:
+        groups.setdefault((r["model"], r["impl"], r["device"]), []).append(r)
+    merged = []
+    for group in groups.values():
+        ranked = sorted(group, key=lambda r: r["epoch_seconds"])
+        merged.append({**ranked[(len(ranked) - 1) // 2], "round_seconds": [r["epoch_seconds"] for r in group]})
+    return merged
+
+
+def fastest_jaxcv(records: list[dict], model: str, round_: int) -> dict | None:
+    """The fastest float32 jaxcv CPU record of ``model`` in round ``round_``."""
+    return min((r for r in records if r["model"] == model and r["impl"].startswith("jaxcv")
+                and r["device"].startswith("cpu") and r.get("precision", "float32") == "float32"
+                and r.get("round", 0) == round_), key=lambda r: r["epoch_seconds"], default=None)
+
+
+def ratio_table(records: list[dict]) -> str:
+    """Per model and peer: its epoch time over the fastest float32 jaxcv CPU epoch time of the
+    same round, every round and their median (below 1: the peer is faster)."""
+    rows = []
+    peers = dict.fromkeys((r["model"], r["impl"]) for r in records if not r["impl"].startswith("jaxcv"))
+    for model, impl in peers:
+        ratios = [r["epoch_seconds"] / ref["epoch_seconds"] for r in records
+                  if (r["model"], r["impl"]) == (model, impl) and (ref := fastest_jaxcv(records, model, r.get("round", 0)))]
+        if ratios:
+            rows.append((model, impl, ", ".join(f"{q:.2f}" for q in ratios), f"{np.median(ratios):.2f}"))
+    return markdown_table(["model", "peer", "peer time ÷ fastest jaxcv time, each round", "median"], rows)
+
+
 def summary_table(records: list[dict]) -> str:
     """One row per model and implementation: CPU and GPU side by side, GPU speedup, and CPU
     time over the fastest float32 jaxcv execution's on the CPU."""
@@ -170,6 +207,8 @@ def main() -> None:
     p.add_argument("--examples", type=positive_int, default=None,
                    help="examples per epoch (default: the real dataset's, e.g. 60,000 for MNIST)")
     p.add_argument("--repeats", type=positive_int, default=None, help="timed epochs per measurement (median; default 3)")
+    p.add_argument("--rounds", type=positive_int, default=1,
+                   help="measure jaxcv and the peers in turn this many times per model (the median round is shown)")
     p.add_argument("--quick", action="store_true",
                    help=f"a smoke run in about a minute: {QUICK['models']} unless --models, "
                         f"{QUICK['examples']} examples, {QUICK['repeats']} repeats")
@@ -197,44 +236,51 @@ def main() -> None:
     records = []
     for name in models:
         workload, model = WORKLOADS[name], get_model(name)
-        for platform, device in device_kinds().items():
-            data, loss_fn = synthetic_task(model, workload.shape, examples or workload.examples, workload.task)
-            for mode, precision in itertools.product(modes, precisions):
-                before = load()
-                r = time_epochs(model, data, device, batch_size=args.batch_size, execution=mode, repeats=repeats,
-                                loss_fn=loss_fn, precision=precision)
-                impl = f"jaxcv-{mode}" + ("" if precision == "float32" else f"-{precision}")
-                records.append({"model": name, "impl": impl, "device": f"{platform}:{device.device_kind}",
-                                "batch_size": args.batch_size, **r, "load": before, "machine": machine})
-                print(f"{name:18s} {impl:24s} {platform} {r['epoch_seconds']:8.3f} s/epoch "
-                      f"{r['images_per_second']:9.0f} img/s  compile {r['compile_seconds']:.1f} s"
-                      f"  ({r['execution']['execution']}, {r['execution']['source']})", flush=True)
-        if name not in PEER_MODELS:
-            continue
-        jaxcv_cpu = min((r for r in records if r["model"] == name and r["device"].startswith("cpu")
-                         and r["precision"] == "float32"), key=lambda r: r["epoch_seconds"], default=None)
-        for impl in peers:
-            before = load()
-            r = run_peer(impl, name, data, args.batch_size, repeats, args.peer_python)
-            if r is None:
+        tasks = {platform: synthetic_task(model, workload.shape, examples or workload.examples, workload.task)
+                 for platform in device_kinds()}
+        for round_ in range(args.rounds):
+            for platform, device in device_kinds().items():
+                data, loss_fn = tasks[platform]
+                for mode, precision in itertools.product(modes, precisions):
+                    before = load()
+                    r = time_epochs(model, data, device, batch_size=args.batch_size, execution=mode, repeats=repeats,
+                                    loss_fn=loss_fn, precision=precision)
+                    impl = f"jaxcv-{mode}" + ("" if precision == "float32" else f"-{precision}")
+                    records.append({"model": name, "impl": impl, "device": f"{platform}:{device.device_kind}",
+                                    "batch_size": args.batch_size, **r, "load": before, "machine": machine,
+                                    "round": round_})
+                    print(f"{name:18s} {impl:24s} {platform} {r['epoch_seconds']:8.3f} s/epoch "
+                          f"{r['images_per_second']:9.0f} img/s  compile {r['compile_seconds']:.1f} s"
+                          f"  ({r['execution']['execution']}, {r['execution']['source']})", flush=True)
+            if name not in PEER_MODELS:
                 continue
-            records.append({**r, "load": before, "machine": machine})
-            print(f"{name:18s} {impl:20s} cpu {r['epoch_seconds']:8.3f} s/epoch {r['images_per_second']:9.0f} img/s"
-                  + (f"  {r['epoch_seconds'] / jaxcv_cpu['epoch_seconds']:.2f}× the fastest jaxcv's time"
-                     f" (params {r['params']:,} vs {jaxcv_cpu['params']:,})" if jaxcv_cpu else ""), flush=True)
+            jaxcv_cpu = fastest_jaxcv(records, name, round_)
+            for impl in peers:
+                before = load()
+                r = run_peer(impl, name, tasks["cpu"][0], args.batch_size, repeats, args.peer_python)
+                if r is None:
+                    continue
+                records.append({**r, "load": before, "machine": machine, "round": round_})
+                print(f"{name:18s} {impl:20s} cpu {r['epoch_seconds']:8.3f} s/epoch {r['images_per_second']:9.0f} img/s"
+                      + (f"  {r['epoch_seconds'] / jaxcv_cpu['epoch_seconds']:.2f}× the fastest jaxcv's time"
+                         f" (params {r['params']:,} vs {jaxcv_cpu['params']:,})" if jaxcv_cpu else ""), flush=True)
 
-    table = summary_table(records)
-    if tuned := autotune_table(records):
+    medians = median_rounds(records)
+    table = summary_table(medians)
+    if args.rounds > 1 and peers:
+        table += f"\n\nRound by round ({args.rounds} rounds, jaxcv and the peers in turn):\n\n" + ratio_table(records)
+    if tuned := autotune_table(medians):
         table += "\n\nThe autotune's measurements (a few steps per candidate, compile apart):\n\n" + tuned
     print(table)
     path = args.json or Path(__file__).parent / "results" / f"{info['host']}-{datetime.date.today()}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(records, indent=1))
     header = (f"{info['host']} ({info['cpu']}), jax {info['jax']}, devices {', '.join(info['devices'])}; "
-              f"batch {args.batch_size}, median of {repeats} epoch(s) after a warm-up, synthetic data\n\n")
+              f"batch {args.batch_size}, median of {repeats} epoch(s) after a warm-up"
+              + (f", the median of {args.rounds} rounds" if args.rounds > 1 else "") + ", synthetic data\n\n")
     path.with_suffix(".md").write_text(header + table + "\n")
     groups: dict[str, dict[str, float]] = {}
-    for r in records:
+    for r in medians:
         groups.setdefault(r["model"], {})[f"{r['impl']} ({r['device'].split(':')[0]})"] = r["images_per_second"]
     plot_bars(groups, path.with_suffix(".png"), ylabel="training images / s", logy=True,
               title=f"steady-state training throughput, batch {args.batch_size}")

@@ -166,3 +166,18 @@ def test_table_puts_cpu_and_gpu_side_by_side():
     assert epoch_times.peer_impls("torch,keras") == ["torch", "keras-jax", "keras-tf"]
     with pytest.raises(UsageError, match="unknown peer"):
         epoch_times.peer_impls("mxnet")
+
+
+def test_rounds_keep_the_median_round_and_compare_each_round():
+    epoch_times = _script("epoch_times")
+    base = {"model": "cifar_cnn", "device": "cpu:cpu", "examples": 4096}
+    records = [{**base, "impl": impl, "round": k, "epoch_seconds": t, "tag": f"{impl}{k}"}
+               for k, (ours, theirs) in enumerate([(2.0, 2.2), (3.0, 2.7), (2.5, 2.4)])
+               for impl, t in [("jaxcv-default", ours), ("jaxcv-im2col/scan", ours * 2), ("torch", theirs)]]
+    medians = epoch_times.median_rounds(records)
+    assert [(r["impl"], r["tag"], r["round_seconds"]) for r in medians] == [
+        ("jaxcv-default", "jaxcv-default2", [2.0, 3.0, 2.5]),
+        ("jaxcv-im2col/scan", "jaxcv-im2col/scan2", [4.0, 6.0, 5.0]),
+        ("torch", "torch2", [2.2, 2.7, 2.4])]
+    # each round's peer time over that round's fastest jaxcv time: 1.10, 0.90, 0.96
+    assert epoch_times.ratio_table(records).splitlines()[2] == "| cifar_cnn | torch | 1.10, 0.90, 0.96 | 0.96 |"
