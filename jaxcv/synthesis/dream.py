@@ -69,8 +69,8 @@ def calibrated(network: Network, dream: Dream, photograph: jax.Array) -> Callabl
     """``dream``'s objective at any octave's shape, each term's weight divided by that term's value
     on ``photograph`` (``(H, W, C)``) resized to the shape: on the photograph every weighted term
     equals its weight, whatever the network's feature sizes.  Keras' weights were set for the
-    ImageNet VGG16, whose layer-5 L2 norms are hundreds of times those of other VGG16 weights
-    (the HED fine-tune's), where its continuity term flattens the picture instead.
+    ImageNet VGG16; on the offline HED VGG16 its continuity term is hundreds of times the layer-5
+    score, and the picture is flattened instead of dreamed.
 
     A weighted term that is 0 on the photograph (a flat image has no total variation) is a
     ``UsageError``, raised here for the photograph's own size."""
