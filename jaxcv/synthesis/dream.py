@@ -12,6 +12,7 @@ Keras' weights assume the ImageNet VGG16's feature sizes on its "caffe" input (0
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Callable, Mapping
 
@@ -50,12 +51,16 @@ def dream_objective(dream: Dream, image_shape: tuple[int, int, int]) -> Objectiv
     variation and image L2 minimised, both over the image's number of values."""
     if not dream.layers:
         raise UsageError("deep dream: no layers to dream with; name at least one")
-    size = float(math.prod(image_shape))
     return Objective(
         maximise={f"dream_{layer}": LayerL2(layer) for layer in dream.layers},
         minimise={"continuity": TotalVariation(1.25), "dream_l2": ImageL2()},
-        weights={**{f"dream_{layer}": weight for layer, weight in dream.layers.items()},
-                 "continuity": dream.continuity / size, "dream_l2": dream.dream_l2 / size})
+        weights=_weights(dream, float(math.prod(image_shape))))
+
+
+def _weights(dream: Dream, values: float = 1.0) -> dict[str, float]:
+    """Each term's weight as ``dream`` gives it, continuity and dream L2 over ``values``."""
+    return {**{f"dream_{layer}": weight for layer, weight in dream.layers.items()},
+            "continuity": dream.continuity / values, "dream_l2": dream.dream_l2 / values}
 
 
 def dream_settings(dream: Dream, iterations: int = 5, evaluations: int = 7) -> Settings:
@@ -73,10 +78,11 @@ def calibrated(network: Network, dream: Dream, photograph: jax.Array) -> Callabl
     score, and the picture is flattened instead of dreamed.
 
     A weighted term that is 0 on the photograph (a flat image has no total variation) is a
-    ``UsageError``, raised here for the photograph's own size."""
-    raw = {**{f"dream_{layer}": w for layer, w in dream.layers.items()}, "continuity": dream.continuity,
-           "dream_l2": dream.dream_l2}
+    ``UsageError``, raised here for the photograph's own size.  Each shape's objective is
+    computed once (the octave loop and the study's final scoring ask again for the full size)."""
+    raw = _weights(dream)
 
+    @functools.cache
     def objective_for(shape: tuple[int, int, int]) -> Objective:
         objective = dream_objective(dream, shape)
         values = score(network, objective, jax.image.resize(photograph, shape, "cubic")[None])
@@ -86,7 +92,7 @@ def calibrated(network: Network, dream: Dream, photograph: jax.Array) -> Callabl
         return dataclasses.replace(objective, weights={name: w / float(values[name][0]) if w else 0.0
                                                         for name, w in raw.items()})
 
-    objective_for(photograph.shape)
+    objective_for(tuple(photograph.shape))
     return objective_for
 
 
