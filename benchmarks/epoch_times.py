@@ -114,11 +114,11 @@ def median_rounds(records: list[dict]) -> list[dict]:
     return merged
 
 
-def fastest_jaxcv(records: list[dict], model: str, round_: int) -> dict | None:
-    """The fastest float32 jaxcv CPU record of ``model`` in round ``round_``."""
+def fastest_jaxcv(records: list[dict], model: str, round_: int | None = None) -> dict | None:
+    """The fastest float32 jaxcv CPU record of ``model``, in round ``round_`` (any for ``None``)."""
     return min((r for r in records if r["model"] == model and r["impl"].startswith("jaxcv")
                 and r["device"].startswith("cpu") and r.get("precision", "float32") == "float32"
-                and r.get("round", 0) == round_), key=lambda r: r["epoch_seconds"], default=None)
+                and round_ in (None, r.get("round", 0))), key=lambda r: r["epoch_seconds"], default=None)
 
 
 def ratio_table(records: list[dict]) -> str:
@@ -140,12 +140,6 @@ def summary_table(records: list[dict]) -> str:
     by_key: dict[tuple[str, str], dict[str, dict]] = {}
     for r in records:
         by_key.setdefault((r["model"], r["impl"]), {})[r["device"].split(":")[0]] = r
-    best: dict[str, dict] = {}
-    for (model, impl), d in by_key.items():
-        cpu = d.get("cpu")
-        if impl.startswith("jaxcv") and cpu and cpu.get("precision", "float32") == "float32":
-            if model not in best or cpu["epoch_seconds"] < best[model]["epoch_seconds"]:
-                best[model] = cpu
 
     def cell(r: dict | None, key: str, fmt: str, scale: float = 1.0) -> str:
         return format(r[key] / scale, fmt) if r and r.get(key) is not None else "-"
@@ -156,7 +150,7 @@ def summary_table(records: list[dict]) -> str:
     rows = []
     for (model, impl), d in by_key.items():
         cpu, gpu = d.get("cpu"), d.get("gpu")
-        ref = best.get(model)
+        ref = fastest_jaxcv(records, model)
         rows.append((model, impl, " / ".join(execution(r) for r in (cpu, gpu) if r),
                      cpu["examples"] if cpu else gpu["examples"], cpu["batch_size"] if cpu else gpu["batch_size"],
                      cell(cpu, "epoch_seconds", ".2f"), cell(cpu, "images_per_second", ",.0f"),
@@ -233,13 +227,13 @@ def main() -> None:
     info = device_info()
     print(f"# {info['host']} ({info['cpu']}), jax {info['jax']}, devices {info['devices']}", flush=True)
     machine = {k: info[k] for k in ("host", "cpu", "jax")}
-    records = []
+    records, kinds = [], device_kinds()
     for name in models:
         workload, model = WORKLOADS[name], get_model(name)
         tasks = {platform: synthetic_task(model, workload.shape, examples or workload.examples, workload.task)
-                 for platform in device_kinds()}
+                 for platform in kinds}
         for round_ in range(args.rounds):
-            for platform, device in device_kinds().items():
+            for platform, device in kinds.items():
                 data, loss_fn = tasks[platform]
                 for mode, precision in itertools.product(modes, precisions):
                     before = load()
