@@ -1,22 +1,42 @@
 """``fit_many``: K models vmapped in one compiled function equal the same K ``fit`` runs.
 
-A model trained alone (``fit``, K = 1) is computed by XLA with other matrix kernels than the
-same model in a group (a batch of one is simplified away), so the two agree to float rounding,
+A model trained alone (``fit``, K = 1) runs unmapped (``members.vmap``), computed by XLA with
+other matrix kernels than the same model in a group, so the two agree to float rounding,
 which training amplifies step by step: the comparisons run a few steps, where any difference
 in the mechanics (data order, initialisation, dropout masks, hyper-parameters) would show as a
 large one."""
 
 import math
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 
 from jaxcv.errors import UsageError
-from jaxcv.train import fit, fit_many, make_optimizer
+from jaxcv.train import fit, fit_many, make_optimizer, members
 from tiny import TinyCNN
 
 KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
+
+
+def test_members_vmap_runs_one_model_unmapped():
+    """``members.vmap`` equals ``jax.vmap`` for one model and for three; one model's function
+    is called on the arrays themselves (no batching tracer), three models' on a vmapped axis."""
+    mapped = []
+
+    def fn(state, shared):
+        mapped.append(isinstance(state["w"], jax.core.Tracer))
+        return {"out": state["w"] * shared + state["b"]}, state["b"].sum()
+
+    shared = jnp.arange(4.0)
+    for k in (1, 3):
+        state = {"w": jnp.arange(4.0 * k).reshape(k, 4), "b": jnp.ones((k, 4))}
+        got = members.vmap(fn, in_axes=(0, None))(state, shared)
+        want = jax.vmap(fn, in_axes=(0, None))(state, shared)
+        jax.tree.map(np.testing.assert_array_equal, got, want)
+    assert mapped == [False, True, True, True]  # members.vmap of one, jax.vmap of one; both of three
 
 
 def _small(data, n):

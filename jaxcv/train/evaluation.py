@@ -30,8 +30,8 @@ class Evaluator:
 
     def __init__(self, data: Arrays, *, loss_fn: LossFn, batch_size: int, mesh: Mesh):
         self.host_data, self.mesh = data, mesh
-        self.fn = jax.vmap(functools.partial(evaluate, loss_fn=loss_fn, batch_size=batch_size,
-                                             sharding=parallel.batch_sharded(mesh)), in_axes=(0, None))
+        self.fn = members.vmap(functools.partial(evaluate, loss_fn=loss_fn, batch_size=batch_size,
+                                                 sharding=parallel.batch_sharded(mesh)), in_axes=(0, None))
         self.batch_size, self.compiled = batch_size, None
 
     def compile(self, state: TrainState) -> None:
