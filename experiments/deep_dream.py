@@ -112,19 +112,16 @@ def run(argv: Sequence[str] | None = None, network: Network | None = None) -> No
     table = markdown_table(["variant", "layers", "continuity", "dream (L2)", "jitter (levels)",
                             "dream score: photo → dream", "total variation: photo → dream"], rows)
     print(table)
-    if loop.evaluations is None:
-        steps = (f"{loop.iterations} normalised gradient steps of {loop.step:g} grey levels (a random shift of up to "
-                 f"{loop.shift} px each, pixels clipped to the valid range)")
+    if loop.calibrate:
         weights = ("Weights (layers, continuity, dream) are relative to each term's value on the photograph at each "
                    "octave: on the photograph every weighted term equals its weight.")
     else:
-        steps = f"{loop.iterations} rounds of L-BFGS ({loop.evaluations} evaluations)"
         weights = "Weights as Keras' example has them (continuity and dream per pixel value of the 0-255 input)."
     study.write_summary(
         f"# Deep dream of {args.image}\n\n{source}; {image.shape[0]}×{image.shape[1]} px, preset `{args.preset}`: "
-        f"{loop.octaves} octave(s) {args.octave_scale:g} apart, {steps} per octave.  {weights}  Dream score: the "
-        f"weighted sum of the layers' L2 norms (what is maximised), of the photograph and of its dream, weighted "
-        f"as at the full size.\n\n{table}\n\n![dreams](dreams.png)\n")
+        f"{loop.octaves} octave(s) {args.octave_scale:g} apart, {loop.per_octave} per octave.  {weights}  "
+        f"Dream score: the weighted sum of the layers' L2 norms (what is maximised), of the photograph and of its "
+        f"dream, weighted as at the full size.\n\n{table}\n\n![dreams](dreams.png)\n")
 
 
 if __name__ == "__main__":

@@ -111,13 +111,17 @@ class Loop:
     shift: int = 32
     calibrate: bool = False
 
-    def __str__(self) -> str:
+    @property
+    def per_octave(self) -> str:
+        """What one octave runs, in words."""
         if self.evaluations is not None:
-            per_octave = f"{self.iterations} rounds of L-BFGS ({self.evaluations} evaluations)"
-        else:
-            per_octave = f"{self.iterations} steps of {self.step:g} levels, shift {self.shift} px"
+            return f"{self.iterations} rounds of L-BFGS ({self.evaluations} evaluations)"
+        return (f"{self.iterations} normalised gradient steps of {self.step:g} grey levels (a random shift of up to "
+                f"{self.shift} px each, pixels clipped to the valid range)")
+
+    def __str__(self) -> str:
         weights = "weights relative to the photograph" if self.calibrate else "Keras' weights"
-        return f"{per_octave} at {self.octaves} octave(s), {weights}"
+        return f"{self.per_octave} at {self.octaves} octave(s), {weights}"
 
     def settings(self, dream: Dream) -> Settings:
         """The engine's settings for one octave of ``dream``."""
