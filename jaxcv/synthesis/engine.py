@@ -116,6 +116,10 @@ def optimise(network: Network, objective: Objective, images: jax.Array, settings
         batch_size = None  # vmapped, its line search's conds would run both branches
     else:
         batch_size = min(batch_size or len(images), len(images))
+    if batch_size == 1:
+        # unbatched: vmapped over one image (deep dream's case), 10 gradient steps of VGG16 at
+        # 128 px ran 15 % slower on XLA:CPU (jax 0.11), as ``members.vmap`` found for training
+        batch_size = None
     groups = len(images) if batch_size is None else -(-len(images) // batch_size)  # the loop runs once per group
     with _progress_bar(progress, groups * settings.iterations):
         images_at, terms, loss, evaluations = _optimise(network, objective, settings, batch_size, progress is not None,
@@ -154,9 +158,6 @@ def _progress_bar(title: str | None, total: int) -> Iterator[None]:
 def _optimise(network: Network, objective: Objective, settings: Settings, batch_size: int | None, progress: bool,
               images: jax.Array, units: jax.Array, keys: jax.Array):
     one = functools.partial(_optimise_one, network, objective, settings, progress)
-    # Batches of one map unbatched: vmapped over one image (deep dream's case), 10 gradient steps
-    # of VGG16 at 128 px ran 15 % slower on XLA:CPU (jax 0.11), as ``members.vmap`` found for training.
-    batch_size = None if batch_size == 1 else batch_size
     return jax.lax.map(lambda args: one(*args), (images, units, keys), batch_size=batch_size)
 
 
