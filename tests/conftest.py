@@ -39,8 +39,9 @@ def pytest_configure(config):
     # LLVM at -O1 instead of XLA's default compiles the tests' many small programs ~35 % faster;
     # the legacy elemental emitters instead of the MLIR fusion emitters ~40 % faster again (one
     # training step, median of 4-5 fresh processes: lenet_model1 3.1 -> 1.8 s, cifar_cnn 2.4 ->
-    # 1.3 s, mnist_cnn 1.8 -> 0.9 s), running the steps about 10 % slower.  (-O0 gives NaN: lenet_model1's gradient through its
-    # BatchNorms is NaN from its second step, under jit only, whichever emitters.)
+    # 1.3 s, mnist_cnn 1.8 -> 0.9 s), running the steps about 10 % slower.  (-O0 gives NaN:
+    # lenet_model1's gradient through its BatchNorms is NaN from its second step, under jit
+    # only, whichever emitters.)
     flags = os.environ.get("XLA_FLAGS", "")
     if "--xla_backend_optimization_level" not in flags:  # workers inherit the controller's
         flags = f"{flags} --xla_backend_optimization_level=1"
