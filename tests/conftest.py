@@ -8,6 +8,7 @@ import importlib.util
 import json
 import os
 import tempfile
+from importlib.metadata import version
 from pathlib import Path
 from types import ModuleType
 
@@ -36,19 +37,26 @@ def pytest_configure(config):
     os.environ.setdefault("JAXCV_OFFLINE", "1")
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # several workers share a GPU
     # Compile for a short test, not a long run: half of the tests' time is XLA:CPU compiling.
-    # LLVM at -O1 instead of XLA's default compiles the tests' many small programs ~35 % faster;
-    # the legacy elemental emitters instead of the MLIR fusion emitters ~40 % faster again (one
-    # training step, median of 4-5 fresh processes: lenet_model1 3.1 -> 1.8 s, cifar_cnn 2.4 ->
-    # 1.3 s, mnist_cnn 1.8 -> 0.9 s), running the steps about 10 % slower.  (-O0 gives NaN:
-    # lenet_model1's gradient through its BatchNorms is NaN from its second step, under jit
+    # LLVM at -O1 instead of XLA's default compiles the tests' many small programs ~35 % faster.
+    # On jaxlib 0.10, the legacy elemental emitters instead of the MLIR fusion emitters compile
+    # ~40 % faster again (one training step, median of 4-5 fresh processes: lenet_model1 3.1 ->
+    # 1.8 s, cifar_cnn 2.4 -> 1.3 s, mnist_cnn 1.8 -> 0.9 s) and run it about 10 % slower; jaxlib
+    # 0.11 has only the fusion emitters, and aborts on the flag it no longer knows.  (-O0 gives
+    # NaN: lenet_model1's gradient through its BatchNorms is NaN from its second step, under jit
     # only, whichever emitters.)
     flags = os.environ.get("XLA_FLAGS", "")
     if "--xla_backend_optimization_level" not in flags:  # workers inherit the controller's
         flags = f"{flags} --xla_backend_optimization_level=1"
-    if "--xla_cpu_use_fusion_emitters" not in flags:
+    if "--xla_cpu_use_fusion_emitters" not in flags and _release(version("jaxlib")) < (0, 11):
         flags = f"{flags} --xla_cpu_use_fusion_emitters=false"
     os.environ["XLA_FLAGS"] = flags.strip()
     os.environ.pop("JAXCV_EXECUTION", None)
+
+
+def _release(version_string: str) -> tuple[int, int]:
+    """``(major, minor)`` of a version such as ``0.10.2``."""
+    major, minor = version_string.split(".")[:2]
+    return int(major), int(minor)
 
 
 @functools.cache
