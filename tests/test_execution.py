@@ -98,6 +98,7 @@ def test_execution_settings():
         _fit("unroll2", data=stream)
 
 
+@pytest.mark.optimized
 def test_bf16_keeps_float32_state_and_learns(shapes_easy):
     """bf16 on the CPU computes ~1.7x slower than float32: a small BatchNorm net, one epoch."""
     train, test = shapes_easy

@@ -38,6 +38,7 @@ def _scalars(folder):
     return scalars
 
 
+@pytest.mark.optimized
 def test_batchnorm_cifar_writes_resumes_and_logs(shapes_cifar, run_study, tmp_path, capsys):
     out = tmp_path / "bn"
     history, summary = run_study("batchnorm_cifar", out, *SMALL, "--epochs", "1", "--seeds", "2")
@@ -74,6 +75,7 @@ def test_batchnorm_cifar_writes_resumes_and_logs(shapes_cifar, run_study, tmp_pa
         run_study("batchnorm_cifar", out, *SMALL, "--epochs", "2", "--seeds", "2", "--stream")
 
 
+@pytest.mark.optimized
 def test_stream_sequential_seeds_and_the_parameter_table(shapes_cifar, run_study, tmp_path, capsys):
     """``--stream`` trains from host batches; ``--sequential-seeds`` trains each seed alone, the
     same models as the vmapped group; report 000's parameter table is printed."""

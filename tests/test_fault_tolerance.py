@@ -153,6 +153,7 @@ def small(shapes_cifar, data_dir):
                                     progress=False)
 
 
+@pytest.mark.optimized
 def test_a_run_resumes_past_a_damaged_checkpoint_as_if_uninterrupted(small, tmp_path, capsys):
     model, train, test, kw = small
     whole, = fit_many(model, train, test, epochs=2, checkpoint_dir=tmp_path / "c", **kw)
@@ -168,6 +169,7 @@ def test_a_run_resumes_past_a_damaged_checkpoint_as_if_uninterrupted(small, tmp_
         fit_many(model, train, test, epochs=1, checkpoint_dir=tmp_path / "c", **kw)
 
 
+@pytest.mark.optimized
 def test_a_diverged_model_fails_the_study_on_the_default_path(run_study, tmp_path, capsys):
     """``mnist_baseline`` trains one seed (a vmapped group of one) by default."""
     out = tmp_path / "o"
@@ -196,6 +198,7 @@ def test_non_finite_rates_empty_names_and_file_folders_are_argparse_errors(args,
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.optimized
 def test_reruns_cannot_mislabel_a_run(run_study, tmp_path):
     out = tmp_path / "o"
     _, summary = run_study("mnist_baseline", out, *SMALL, "--epochs", "2")

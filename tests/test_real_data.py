@@ -407,6 +407,7 @@ def test_real_mnist_checksums(mnist_full):
     np.testing.assert_array_equal(read_idx(MNIST / "t10k-labels-idx1-ubyte.gz"), test["label"])
 
 
+@pytest.mark.optimized
 def test_learns_real_mnist_training_digits(mnist_full):
     """Report 000's CNN and optimizer, two epochs on 12,000 real training digits (188 steps),
     scored on the whole real test set (0.954 after the first epoch, 0.970 after the second

@@ -10,6 +10,8 @@ from jaxcv.models import get_model
 from jaxcv.train import (classification, evaluate_arrays, fit, make_optimizer, predict, psnr, reconstruction,
                          vertex_regression)
 
+pytestmark = pytest.mark.optimized  # they train for real: conftest.py
+
 PATCH = STRIDE = 8  # 9 x 9 positions tiling the 72 x 72 image
 
 

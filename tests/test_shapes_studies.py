@@ -5,6 +5,8 @@ import pytest
 
 from conftest import study
 
+pytestmark = pytest.mark.optimized  # they train for real: conftest.py
+
 SMALL = ("--epochs", "1", "--seeds", "1", "--train-size", "64", "--test-size", "200")
 
 

@@ -57,6 +57,7 @@ def test_activation_maximization(tmp_path, tiny):
     assert (tmp_path / "filters.png").stat().st_size > 0
 
 
+@pytest.mark.optimized
 def test_activation_maximization_of_a_trained_classifiers_logits(shapes_cifar, run_study, data_dir, tmp_path):
     trained = tmp_path / "trained"
     run_study("mnist_baseline", trained, "--dataset", "shapes/cifar", "--train-size", "256", "--test-size", "64",

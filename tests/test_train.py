@@ -72,6 +72,7 @@ def test_evaluate_is_exact_with_padding(shapes_cifar):
     assert scores["accuracy"] == pytest.approx(float(direct["accuracy"].mean()))
 
 
+@pytest.mark.optimized
 def test_learns_shapes_cifar(shapes_cifar):
     """Real learning on the embedded set: 2.5 times the 10 % of chance in two epochs (0.22
     after the first and 0.36 after the second here, at the tests' -O1)."""
@@ -122,6 +123,7 @@ def test_host_batches_shuffle_whole_batches_each_epoch():
         host_batches(data, batch_size=16)
 
 
+@pytest.mark.optimized
 def test_streamed_training_learns(shapes_cifar):
     """Scored on the whole test split: on 256 of its images the last accuracy moved between 0.156
     and 0.195 with float rounding alone; on all 1,000 it is 0.201 here (0.183 at XLA's -O2)."""

@@ -1,6 +1,10 @@
 """The training studies, run in-process on the embedded data for one short epoch (each
 script's command line is checked in test_experiments.py)."""
 
+import pytest
+
+pytestmark = pytest.mark.optimized  # they train for real: conftest.py
+
 SMALL = ("--dataset", "shapes/cifar", "--test-size", "200", "--epochs", "1")
 
 

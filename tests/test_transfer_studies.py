@@ -79,6 +79,7 @@ def test_prune_densenet(shapes_cifar, run_study, tmp_path):
     assert (tmp_path / "params_accuracy.png").stat().st_size > 5_000
 
 
+@pytest.mark.optimized
 @pytest.mark.skipif(not HED.exists(), reason=f"HED weights not found at {HED}")
 def test_transfer_vgg16(shapes_cifar, run_study, tmp_path):
     history, summary = run_study("transfer_vgg16", tmp_path, *TINY, "--train-per-class", "2", "--batch-size", "10",
