@@ -20,6 +20,17 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 MNIST = SHARED_DATA / "mnist"
 
 
+def _release(version_string: str) -> tuple[int, int]:
+    """``(major, minor)`` of a version such as ``0.10.2``."""
+    major, minor = version_string.split(".")[:2]
+    return int(major), int(minor)
+
+
+JAXLIB_0_10 = _release(version("jaxlib")) < (0, 11)
+"""jaxlib 0.10, whose XLA:CPU has the legacy emitters and compiles the unmarked tests right at -O0
+(jaxlib 0.11's, at -O0, gave shapes_deep_cnn a NaN loss in its first epoch)."""
+
+
 def pytest_configure(config):
     """One fresh on-disk XLA cache per session, inherited by the scripts the tests run: a
     program compiles once per session however many tests (and processes) need it, however
@@ -41,36 +52,31 @@ def pytest_configure(config):
     # On jaxlib 0.10, the legacy elemental emitters instead of the MLIR fusion emitters compile
     # ~40 % faster again (one training step, median of 4-5 fresh processes: lenet_model1 3.1 ->
     # 1.8 s, cifar_cnn 2.4 -> 1.3 s, mnist_cnn 1.8 -> 0.9 s) and run it about 10 % slower; jaxlib
-    # 0.11 has only the fusion emitters, and aborts on the flag it no longer knows.  Tests that
-    # do not train for real compile at -O0 instead (``pytest_runtest_setup``).
+    # 0.11 has only the fusion emitters, and aborts on the flag it no longer knows.  On jaxlib
+    # 0.10, tests that do not train for real compile at -O0 instead (``pytest_runtest_setup``).
     flags = os.environ.get("XLA_FLAGS", "")
     if "--xla_backend_optimization_level" not in flags:  # workers inherit the controller's
         flags = f"{flags} --xla_backend_optimization_level=1"
-    if "--xla_cpu_use_fusion_emitters" not in flags and _release(version("jaxlib")) < (0, 11):
+    if "--xla_cpu_use_fusion_emitters" not in flags and JAXLIB_0_10:
         flags = f"{flags} --xla_cpu_use_fusion_emitters=false"
     os.environ["XLA_FLAGS"] = flags.strip()
     os.environ.pop("JAXCV_EXECUTION", None)
     config.addinivalue_line("markers", "optimized: the test runs its programs long enough (real training) that "
-                                       "XLA's -O1 pays for its compile time; every other test compiles at -O0")
+                                       "XLA's -O1 pays for its compile time; on jaxlib 0.10 the others compile at -O0")
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
-    """Most tests compile far more than they run: those compile at -O0 (``jax_disable_most_
-    optimizations``: the whole suite at -O0 compiled in 160 s against 359 s), and the tests
-    marked ``optimized``, which train for real, at the -O1 above (at -O0 they ran 2-4x longer,
-    and lenet_model1's gradient through its BatchNorms is NaN from its second step there, under
-    jit only: an XLA:CPU miscompile).  Set before the test's fixtures, so a module's shared
-    trained model follows its marker; scripts run in processes of their own compile at -O1."""
+    """Most tests compile far more than they run: on jaxlib 0.10 those compile at -O0
+    (``jax_disable_most_optimizations``: the whole suite at -O0 compiled in 160 s against 359 s),
+    and the tests marked ``optimized``, which train for real, at the -O1 above (at -O0 they ran
+    2-4x longer, and lenet_model1's gradient through its BatchNorms is NaN from its second step
+    there, under jit only: an XLA:CPU miscompile).  Set before the test's fixtures, so a module's
+    shared trained model follows its marker; scripts run in processes of their own compile at -O1."""
     import jax
 
-    jax.config.update("jax_disable_most_optimizations", item.get_closest_marker("optimized") is None)
-
-
-def _release(version_string: str) -> tuple[int, int]:
-    """``(major, minor)`` of a version such as ``0.10.2``."""
-    major, minor = version_string.split(".")[:2]
-    return int(major), int(minor)
+    jax.config.update("jax_disable_most_optimizations",
+                      JAXLIB_0_10 and item.get_closest_marker("optimized") is None)
 
 
 @functools.cache
