@@ -43,6 +43,16 @@ class Evaluator:
         return members.split_metrics(jax.device_get(self.compiled(state, self.data)), "val_")
 
 
+# Jitted once, here: a function jitted per call would trace and lower the model again on every
+# call (a 288-image lenet_model1 evaluation: 1.54 s per repeated call against 1.12 s).
+_evaluate = jax.jit(evaluate, static_argnames=("loss_fn", "batch_size", "sharding"))
+
+
+@jax.jit
+def _infer(state: TrainState, images: jax.Array) -> jax.Array:
+    return state.apply(state.variables(), to_float(images), train=False)[0]
+
+
 def evaluate_arrays(state: TrainState, data: Arrays, *, loss_fn: LossFn = classification,
                     batch_size: int = 256, mesh: Mesh | None = None) -> dict[str, float]:
     """Exact mean metrics (``loss``, ``accuracy`` ...) of one trained model on ``data``, e.g. a
@@ -50,15 +60,14 @@ def evaluate_arrays(state: TrainState, data: Arrays, *, loss_fn: LossFn = classi
     mesh = parallel.data_mesh() if mesh is None else mesh
     batch_size = -(-batch_size // mesh.size) * mesh.size
     padded = parallel.put_replicated(pad_to_batches(data, batch_size), mesh)
-    fn = jax.jit(functools.partial(evaluate, loss_fn=loss_fn, batch_size=batch_size,
-                                   sharding=parallel.batch_sharded(mesh)))
-    return {k: float(v) for k, v in jax.device_get(fn(parallel.put_replicated(state, mesh), padded)).items()}
+    metrics = _evaluate(parallel.put_replicated(state, mesh), padded, loss_fn=loss_fn, batch_size=batch_size,
+                        sharding=parallel.batch_sharded(mesh))
+    return {k: float(v) for k, v in jax.device_get(metrics).items()}
 
 
 def predict(state: TrainState, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """One trained model's outputs (logits, predictions) on ``images`` in inference mode, as a
     host array; ``batch_size`` images per compiled call (the last batch padded)."""
-    apply = jax.jit(lambda state, x: state.apply(state.variables(), to_float(x), train=False)[0])
     padded = pad_to_batches({"image": np.asarray(images)}, batch_size)["image"]
-    out = [jax.device_get(apply(state, padded[i:i + batch_size])) for i in range(0, len(padded), batch_size)]
+    out = [jax.device_get(_infer(state, padded[i:i + batch_size])) for i in range(0, len(padded), batch_size)]
     return np.concatenate(out)[: len(images)]
