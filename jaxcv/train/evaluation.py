@@ -7,8 +7,9 @@ import functools
 
 import jax
 import numpy as np
-from jax.sharding import Mesh
+from jax.sharding import Mesh, NamedSharding
 
+from jaxcv.models.layers import ConvImpl, conv_impl, use_conv_impl
 from jaxcv.train import members, parallel
 from jaxcv.train.epochs import Arrays, aot_compile
 from jaxcv.train.losses import LossFn, classification, to_float
@@ -45,12 +46,18 @@ class Evaluator:
 
 # Jitted once, here: a function jitted per call traces and lowers the model again on every call
 # (a repeated 288-image lenet_model1 evaluation took 1.45-1.53 s that way, 0.91-0.95 s this way).
-_evaluate = jax.jit(evaluate, static_argnames=("loss_fn", "batch_size", "sharding"))
+# The conv formulation is an argument, so a ``use_conv_impl`` block still picks the program.
+@functools.partial(jax.jit, static_argnames=("loss_fn", "batch_size", "sharding", "conv"))
+def _evaluate(state: TrainState, data: Arrays, loss_fn: LossFn, batch_size: int, sharding: NamedSharding,
+              conv: ConvImpl) -> dict[str, jax.Array]:
+    with use_conv_impl(conv):
+        return evaluate(state, data, loss_fn, batch_size, sharding)
 
 
-@jax.jit
-def _infer(state: TrainState, images: jax.Array) -> jax.Array:
-    return state.apply(state.variables(), to_float(images), train=False)[0]
+@functools.partial(jax.jit, static_argnames="conv")
+def _infer(state: TrainState, images: jax.Array, conv: ConvImpl) -> jax.Array:
+    with use_conv_impl(conv):
+        return state.apply(state.variables(), to_float(images), train=False)[0]
 
 
 def evaluate_arrays(state: TrainState, data: Arrays, *, loss_fn: LossFn = classification,
@@ -61,7 +68,7 @@ def evaluate_arrays(state: TrainState, data: Arrays, *, loss_fn: LossFn = classi
     batch_size = -(-batch_size // mesh.size) * mesh.size
     padded = parallel.put_replicated(pad_to_batches(data, batch_size), mesh)
     metrics = _evaluate(parallel.put_replicated(state, mesh), padded, loss_fn=loss_fn, batch_size=batch_size,
-                        sharding=parallel.batch_sharded(mesh))
+                        sharding=parallel.batch_sharded(mesh), conv=conv_impl())
     return {k: float(v) for k, v in jax.device_get(metrics).items()}
 
 
@@ -69,5 +76,5 @@ def predict(state: TrainState, images: np.ndarray, batch_size: int = 256) -> np.
     """One trained model's outputs (logits, predictions) on ``images`` in inference mode, as a
     host array; ``batch_size`` images per compiled call (the last batch padded)."""
     padded = pad_to_batches({"image": np.asarray(images)}, batch_size)["image"]
-    out = [jax.device_get(_infer(state, padded[i:i + batch_size])) for i in range(0, len(padded), batch_size)]
+    out = [jax.device_get(_infer(state, padded[i:i + batch_size], conv=conv_impl())) for i in range(0, len(padded), batch_size)]
     return np.concatenate(out)[: len(images)]
