@@ -45,7 +45,7 @@ class Evaluator:
 
 
 # Jitted once, here: a function jitted per call traces and lowers the model again on every call
-# (a repeated 288-image lenet_model1 evaluation took 1.45-1.53 s that way, 0.91-0.95 s this way).
+# (a repeated 288-image lenet_model1 evaluation took 1.34-1.66 s that way, 0.93-0.98 s this way).
 # The conv formulation is an argument, so a ``use_conv_impl`` block still picks the program.
 @functools.partial(jax.jit, static_argnames=("loss_fn", "batch_size", "sharding", "conv"))
 def _evaluate(state: TrainState, data: Arrays, loss_fn: LossFn, batch_size: int, sharding: NamedSharding,
