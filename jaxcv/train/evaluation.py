@@ -75,6 +75,7 @@ def evaluate_arrays(state: TrainState, data: Arrays, *, loss_fn: LossFn = classi
 def predict(state: TrainState, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """One trained model's outputs (logits, predictions) on ``images`` in inference mode, as a
     host array; ``batch_size`` images per compiled call (the last batch padded)."""
-    padded = pad_to_batches({"image": np.asarray(images)}, batch_size)["image"]
-    out = [jax.device_get(_infer(state, padded[i:i + batch_size], conv=conv_impl())) for i in range(0, len(padded), batch_size)]
+    padded, conv = pad_to_batches({"image": np.asarray(images)}, batch_size)["image"], conv_impl()
+    out = [jax.device_get(_infer(state, padded[i:i + batch_size], conv=conv))
+           for i in range(0, len(padded), batch_size)]
     return np.concatenate(out)[: len(images)]
