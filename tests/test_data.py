@@ -44,10 +44,14 @@ def test_embedded_examples_are_those_of_the_tfrecord_era(name, request):
 
 
 def test_import_and_load_without_tensorflow(shapes_easy, data_dir):
-    """Even where TensorFlow is installed, nothing imports it."""
+    """Even where TensorFlow is installed, nothing imports it; and importing the figures leaves
+    matplotlib's backend (a notebook's, say) alone."""
     code = textwrap.dedent(f"""
         import sys
-        import jaxcv, jaxcv.data
+        import matplotlib
+        matplotlib.use("svg")
+        import jaxcv, jaxcv.data, jaxcv.viz
+        assert matplotlib.get_backend() == "svg" and "matplotlib.pyplot" not in sys.modules
         from jaxcv.data import load_split, num_classes
         test = load_split("shapes/easy", "test", {data_dir!r})
         assert test["image"].shape == (600, 72, 72, 1) and num_classes("shapes/easy", {data_dir!r}) == 3

@@ -6,14 +6,11 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import matplotlib
+import matplotlib.ticker
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.ticker  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from jaxcv.train import FitResult, History  # noqa: E402
-from jaxcv.viz.figure import save_figure  # noqa: E402
+from jaxcv.train import FitResult, History
+from jaxcv.viz.figure import new_figure, save_figure
 
 
 def metric_names(records: History) -> list[str]:
@@ -28,9 +25,10 @@ def plot_runs(runs: Mapping[str, Sequence[FitResult | History]], path: str | Pat
     histories) with a ± std band, validation solid and training dashed."""
     runs = {variant: [r.history if isinstance(r, FitResult) else r for r in rs] for variant, rs in runs.items()}
     names = metric_names(next(iter(runs.values()))[0])
-    fig, axes = plt.subplots(1, len(names), figsize=(5.5 * len(names), 4), squeeze=False)
+    fig = new_figure(5.5 * len(names), 4)
+    axes = fig.subplots(1, len(names), squeeze=False)
     for ax, name in zip(axes[0], names):
-        for colour, (variant, seeds) in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"], runs.items()):
+        for colour, (variant, seeds) in zip(matplotlib.rcParams["axes.prop_cycle"].by_key()["color"], runs.items()):
             for split, style in (("val", "-"), ("train", "--")):
                 length = min(len(r) for r in seeds)
                 values = np.array([[rec[f"{split}_{name}"] for rec in r[:length]] for r in seeds])
@@ -53,7 +51,8 @@ def plot_lines(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], pa
                xlabel: str, ylabel: str, title: str = "", logx: bool = False) -> Path:
     """One panel of named ``(x, y)`` lines with markers (a quantity against epochs, batch
     sizes or trials)."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = new_figure(6, 4)
+    ax = fig.subplots()
     for name, (x, y) in series.items():
         ax.plot(x, y, "o-", markersize=3, label=name)
     if logx:
@@ -74,7 +73,8 @@ def plot_bars(groups: Mapping[str, Mapping[str, float]], path: str | Path, *, yl
     implementation on a device); missing bars are left out."""
     names = list(dict.fromkeys(k for bars in groups.values() for k in bars))
     width = 0.8 / max(len(names), 1)
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(groups) * max(len(names), 2) * 0.45), 4))
+    fig = new_figure(max(6, 1.2 * len(groups) * max(len(names), 2) * 0.45), 4)
+    ax = fig.subplots()
     for i, name in enumerate(names):
         xs = [g for g, bars in enumerate(groups.values()) if name in bars]
         ys = [bars[name] for bars in groups.values() if name in bars]

@@ -7,12 +7,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.patches import Polygon
 
-from jaxcv.viz.figure import save_figure
+from jaxcv.viz.figure import new_figure, save_figure
 
 
 def _rows(n: int, rows: int | None) -> int:
@@ -21,12 +20,12 @@ def _rows(n: int, rows: int | None) -> int:
 
 
 def _grid(n: int, rows: int, cell_inches: float, extra_width: float = 0.0, extra_height: float = 0.0
-          ) -> tuple[plt.Figure, np.ndarray]:
+          ) -> tuple[Figure, np.ndarray]:
     """A figure of ``rows`` rows of square cells, enough for ``n``, ticks hidden and the cells past
     ``n`` blank: the figure and its 2-D array of axes."""
     cols = math.ceil(n / rows)
-    fig, axes = plt.subplots(rows, cols, figsize=(cell_inches * cols + extra_width, cell_inches * rows + extra_height),
-                             squeeze=False)
+    fig = new_figure(cell_inches * cols + extra_width, cell_inches * rows + extra_height)
+    axes = fig.subplots(rows, cols, squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.set_xticks([])
         ax.set_yticks([])
@@ -78,14 +77,14 @@ def polygon_grid(images: np.ndarray, polygons: Mapping[str, np.ndarray], path: s
         if len(p) != len(images) or p.shape[-1] % 2:
             raise ValueError(f"polygons {name!r} of shape {p.shape} do not match {len(images)} images")
     fig, axes = _grid(len(images), _rows(len(images), rows), cell_inches, extra_height=0.6)
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colours = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, ax in enumerate(axes.flat[: len(images)]):
         image = images[i].reshape(images.shape[1], images.shape[2])
         h, w = image.shape
         ax.imshow(image, cmap="gray", vmin=0, vmax=255 if image.dtype == np.uint8 else 1, interpolation="nearest")
         for colour, (name, p) in zip(colours, polygons.items()):
             xy = np.asarray(p[i], np.float64).reshape(-1, 2) * (w, h) - 0.5  # imshow puts pixel centres on integers
-            ax.add_patch(plt.Polygon(xy, closed=True, fill=False, edgecolor=colour, linewidth=1.5, label=name))
+            ax.add_patch(Polygon(xy, closed=True, fill=False, edgecolor=colour, linewidth=1.5, label=name))
         ax.set_xlim(-0.5, w - 0.5)
         ax.set_ylim(h - 0.5, -0.5)
     handles, labels = axes.flat[0].get_legend_handles_labels()

@@ -9,15 +9,16 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import matplotlib
+import matplotlib.ticker
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+from matplotlib.offsetbox import AnnotationBbox, OffsetImage
+from matplotlib.patches import Rectangle
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.ticker  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.offsetbox import AnnotationBbox, OffsetImage  # noqa: E402
-
-from jaxcv.viz.figure import save_figure  # noqa: E402
-from jaxcv.viz.images import _rows  # noqa: E402
+from jaxcv.viz.figure import new_figure, save_figure
+from jaxcv.viz.images import _rows
 
 HEAT = "jet"
 """Colour map of every heat map (probabilities, saliency, Grad-CAM): blue low, red high."""
@@ -45,7 +46,7 @@ def _aspect(image: np.ndarray) -> float:
     return image.shape[1] / image.shape[0]
 
 
-def _show_mosaic(ax: plt.Axes, mosaic: np.ndarray, name: str) -> None:
+def _show_mosaic(ax: Axes, mosaic: np.ndarray, name: str) -> None:
     image, kwargs = _display(mosaic)
     ax.imshow(image, **kwargs)
     ax.set_title(name, fontsize=10)
@@ -58,9 +59,8 @@ def plot_mosaics(panels: Mapping[str, np.ndarray], path: str | Path, *, title: s
     [0, 1]) side by side, each under its name and as wide as its shape asks: one layer's
     filters, its colour channels, two epochs or two layers."""
     aspects = [_aspect(np.asarray(m)) for m in panels.values()]
-    fig, axes = plt.subplots(1, len(panels), figsize=(height_inches * sum(aspects) + 0.3 * len(panels),
-                                                      height_inches + 0.4 + 0.3 * bool(title)),
-                             squeeze=False, gridspec_kw={"width_ratios": aspects})
+    fig = new_figure(height_inches * sum(aspects) + 0.3 * len(panels), height_inches + 0.4 + 0.3 * bool(title))
+    axes = fig.subplots(1, len(panels), squeeze=False, gridspec_kw={"width_ratios": aspects})
     for ax, (name, mosaic) in zip(axes[0], panels.items()):
         _show_mosaic(ax, mosaic, name)
     if title:
@@ -74,8 +74,8 @@ def plot_filter_change(before: np.ndarray, after: np.ndarray, distance: np.ndarr
     """One conv layer's filter mosaics at two points of training (``FilterChange.before`` and
     ``after``, on one scale) and a bar per filter (numbered row by row) of how far it moved."""
     aspect = _aspect(np.asarray(before))
-    fig, axes = plt.subplots(1, 3, figsize=(height_inches * (2 * aspect + 1.6) + 1.0, height_inches + 0.8),
-                             gridspec_kw={"width_ratios": [aspect, aspect, 1.6]})
+    fig = new_figure(height_inches * (2 * aspect + 1.6) + 1.0, height_inches + 0.8)
+    axes = fig.subplots(1, 3, gridspec_kw={"width_ratios": [aspect, aspect, 1.6]})
     for ax, mosaic, label in zip(axes, (before, after), labels):
         _show_mosaic(ax, mosaic, label)
     axes[2].bar(np.arange(len(distance)), np.asarray(distance), color="tab:blue")
@@ -98,15 +98,16 @@ def plot_embedding(points: np.ndarray, labels: np.ndarray, path: str | Path, *, 
     points, labels = np.asarray(points), np.asarray(labels)
     classes = np.unique(labels)
     names = class_names or [str(c) for c in range(int(classes.max()) + 1)]
-    colours = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
-    fig, ax = plt.subplots(figsize=(8, 7))
+    colours = matplotlib.colormaps["tab10" if len(names) <= 10 else "tab20"]
+    fig = new_figure(8, 7)
+    ax = fig.subplots()
     for c in classes:
         at = labels == c
         ax.scatter(points[at, 0], points[at, 1], s=6, color=colours(int(c) % colours.N), label=names[c], alpha=0.8)
     if images is not None and thumbnails:
         for i in _spread(points, thumbnails, seed):
             image, kwargs = _display(images[i])
-            box = OffsetImage(image, zoom=24 / max(image.shape[:2]), cmap=kwargs["cmap"], norm=plt.Normalize(0, kwargs["vmax"]))
+            box = OffsetImage(image, zoom=24 / max(image.shape[:2]), cmap=kwargs["cmap"], norm=Normalize(0, kwargs["vmax"]))
             ax.add_artist(AnnotationBbox(box, points[i], frameon=True, pad=0.1,
                                          bboxprops={"edgecolor": colours(int(labels[i]) % colours.N), "linewidth": 1.5}))
     ax.set_xticks([])
@@ -127,10 +128,10 @@ def _spread(points: np.ndarray, k: int, seed: int) -> list[int]:
     return chosen
 
 
-def _heat_axes(rows: int, cols: int, cell_inches: float, title: str) -> tuple[plt.Figure, np.ndarray, plt.Axes]:
+def _heat_axes(rows: int, cols: int, cell_inches: float, title: str) -> tuple[Figure, np.ndarray, Axes]:
     """A figure of ``rows`` x ``cols`` square cells, ticks hidden, and a narrow column on the
     right for the heat maps' one colour bar: the figure, its 2-D array of cells, the bar's axes."""
-    fig = plt.figure(figsize=(cell_inches * cols + 0.9, cell_inches * rows + 0.4 * bool(title)))
+    fig = new_figure(cell_inches * cols + 0.9, cell_inches * rows + 0.4 * bool(title))
     grid = fig.add_gridspec(rows, cols + 1, width_ratios=[1] * cols + [0.06])
     axes = np.array([[fig.add_subplot(grid[r, c]) for c in range(cols)] for r in range(rows)])
     for ax in axes.flat:
@@ -158,7 +159,7 @@ def plot_occlusion(images: np.ndarray, true_prob: np.ndarray, path: str | Path, 
         heat = ax.imshow(true_prob[i], cmap=HEAT, vmin=0, vmax=1, alpha=0.55, interpolation="nearest",
                          extent=(start, start + q * stride, start + p * stride, start))
         r, c = divmod(int(np.argmin(true_prob[i])), q)
-        ax.add_patch(plt.Rectangle((c * stride - 0.5, r * stride - 0.5), patch, patch, fill=False, edgecolor="white",
+        ax.add_patch(Rectangle((c * stride - 0.5, r * stride - 0.5), patch, patch, fill=False, edgecolor="white",
                                    linewidth=1.5))
         ax.set_xlim(-0.5, w - 0.5)
         ax.set_ylim(h - 0.5, -0.5)
@@ -206,7 +207,8 @@ def plot_histograms(series: Mapping[str, Mapping[str, tuple[np.ndarray, np.ndarr
     layers = list(dict.fromkeys(name for histograms in series.values() for name in histograms))
     cols = min(4, len(layers))
     rows = math.ceil(len(layers) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.6 * rows + 0.4 * bool(title)), squeeze=False)
+    fig = new_figure(3.4 * cols, 2.6 * rows + 0.4 * bool(title))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax, layer in zip(axes.flat, layers):
         for name, histograms in series.items():
             if layer in histograms:
