@@ -12,7 +12,7 @@ import contextlib
 import json
 import math
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 
@@ -49,7 +49,7 @@ def replacing(path: str | Path, *, sync: bool = False) -> Iterator[BinaryIO]:
     beside it (synced first if ``sync``), renamed over ``path``; removed if the block raises.
     A kill or a crash leaves the old file or the new one, never a part."""
     path = Path(path)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, temp = _create_beside(path)
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
@@ -60,6 +60,18 @@ def replacing(path: str | Path, *, sync: bool = False) -> Iterator[BinaryIO]:
     finally:
         if os.path.exists(temp):
             os.unlink(temp)
+
+
+def _create_beside(path: Path) -> tuple[int, str]:
+    """A new empty file beside ``path``, open for writing: its descriptor and name.  Created with
+    the permissions a plain ``open`` gives (0666 less the umask), not ``mkstemp``'s 0600, so the
+    run's figures and tables are as readable as any other file the user writes."""
+    while True:
+        temp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            return os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), str(temp)
+        except FileExistsError:
+            continue
 
 
 def write_text(path: str | Path, text: str) -> Path:
