@@ -160,7 +160,7 @@ def plot_occlusion(images: np.ndarray, true_prob: np.ndarray, path: str | Path, 
                          extent=(start, start + q * stride, start + p * stride, start))
         r, c = divmod(int(np.argmin(true_prob[i])), q)
         ax.add_patch(Rectangle((c * stride - 0.5, r * stride - 0.5), patch, patch, fill=False, edgecolor="white",
-                                   linewidth=1.5))
+                               linewidth=1.5))
         ax.set_xlim(-0.5, w - 0.5)
         ax.set_ylim(h - 0.5, -0.5)
         if titles is not None:
