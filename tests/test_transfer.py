@@ -19,6 +19,7 @@ from skimage import color, data, filters
 from jaxcv.errors import UsageError
 from jaxcv.models import deprocess, get_model, preprocess
 from jaxcv.transfer import extract_features, head_of, load_weights, merge_head, new_head, pretrained
+from jaxcv.transfer.features import _features as features_program
 from jaxcv.transfer.weights import HED_FILES
 from photos import photos
 from weightfiles import torchvision_state
@@ -335,6 +336,10 @@ def test_features_once_then_head_equals_the_whole_network():
     variables = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
     features = extract_features(model, variables, images, batch_size=2)  # 3 batches, the last one padded
     assert isinstance(features, jax.Array) and features.shape == (5, 512)
+    compiled = features_program._cache_size()
+    again = extract_features(model, variables, images[::-1], batch_size=2)  # another split: the same program
+    assert features_program._cache_size() == compiled
+    np.testing.assert_allclose(again[::-1], features, rtol=1e-5, atol=1e-5)  # inference: each image alone
 
     head = head_of(model)
     head_params = jax.jit(head.init)(jax.random.key(1), features)["params"]

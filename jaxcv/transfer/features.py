@@ -4,6 +4,7 @@ head 350 epochs) at the cost of a few dense layers per epoch."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -11,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxcv.models.backbone import Backbone
+from jaxcv.models.layers import ConvImpl, conv_impl, use_conv_impl
 from jaxcv.train.losses import to_float
 
 Variables = dict[str, Any]
@@ -30,9 +32,17 @@ def extract_features(model: Backbone, variables: Variables, images: np.ndarray |
     backbone = feature_model(model)
     head = set(model.head_layers())
     variables = {**variables, "params": {k: v for k, v in variables["params"].items() if k not in head}}
-    apply = jax.jit(lambda v, x: backbone.apply(v, to_float(x), train=False)[0])
-    n = len(images)
+    n, conv = len(images), conv_impl()
     pad = -n % batch_size
     padded = np.concatenate([np.asarray(images), np.zeros((pad, *images.shape[1:]), images.dtype)])
-    out = [apply(variables, jnp.asarray(padded[i:i + batch_size])) for i in range(0, n + pad, batch_size)]
+    out = [_features(backbone, variables, jnp.asarray(padded[i:i + batch_size]), conv)
+           for i in range(0, n + pad, batch_size)]
     return jnp.concatenate(out)[:n]
+
+
+@functools.partial(jax.jit, static_argnums=(0, 3))
+def _features(backbone: Backbone, variables: Variables, images: jax.Array, conv: ConvImpl) -> jax.Array:
+    """One batch's features; compiled once per backbone, shape and formulation (each split of a
+    study reuses the program, and a ``use_conv_impl`` block gets its own)."""
+    with use_conv_impl(conv):
+        return backbone.apply(variables, to_float(images), train=False)[0]
