@@ -6,7 +6,7 @@ import pytest
 
 from jaxcv.models import count_params, get_model, list_models, param_table
 from jaxcv.errors import UsageError
-from jaxcv.models.layers import Conv, Dropout, conv_impl, max_pool, upsample, use_conv_impl
+from jaxcv.models.layers import Conv, Dropout, batch_norm, conv_impl, max_pool, upsample, use_conv_impl
 from jaxcv.viz import param_table_markdown
 
 
@@ -81,6 +81,14 @@ def test_batchnorm_switch_adds_batch_stats():
     bn = _shapes("cifar_cnn", (32, 32, 3), batchnorm=True)
     assert "batch_stats" not in plain and set(bn["batch_stats"]) == {
         "conv1_bn", "conv2_bn", "conv3_bn", "conv4_bn", "fc1_bn"}
+
+
+def test_batchnorm_variance_survives_a_large_mean():
+    """A channel at 3,000 ± 1 normalises to unit variance, as in Keras and PyTorch: flax's default
+    ``E[x²] - E[x]²`` cancels in float32 there."""
+    x = 3000 + jnp.asarray(np.random.default_rng(0).standard_normal((256, 1)), jnp.float32)
+    y, _ = batch_norm(True, "bn").init_with_output(jax.random.key(0), x)
+    assert float(jnp.var(y)) == pytest.approx(1.0, abs=0.01)
 
 
 def test_models_name_their_features():

@@ -120,8 +120,9 @@ class BatchNormBackbone(Backbone):
 
     def _batchnorm(self, x: jax.Array, name: str, train: bool) -> jax.Array:
         frozen = any(layer_matches(name, prefix) for prefix in self.frozen)
+        # the variance in two passes, as Keras and PyTorch (``layers.batch_norm`` says why)
         return nn.BatchNorm(use_running_average=not train or frozen, momentum=self.bn_momentum,
-                            epsilon=self.bn_epsilon, name=name)(x)
+                            epsilon=self.bn_epsilon, use_fast_variance=False, name=name)(x)
 
 
 def pad(x: jax.Array, pixels: int) -> jax.Array:
