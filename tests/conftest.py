@@ -74,8 +74,9 @@ def pytest_runtest_setup(item):
     there, under jit only: an XLA:CPU miscompile; a jitted shapes_deep_cnn step gives another
     loss than eager or -O1 from its second step, 1.664 against 1.676, and NaN later in an
     epoch).  So a test whose numbers must be right trains ``optimized``; the -O0 tests check
-    mechanics, and compare runs that both compile at -O0.  Set before the test's fixtures, so a module's
-    shared trained model follows its marker; scripts run in processes of their own compile at -O1."""
+    mechanics, and compare runs that both compile at -O0.  Set before the test's fixtures, so a
+    module's shared trained model follows its marker; scripts run in processes of their own
+    compile at -O1."""
     import jax
 
     jax.config.update("jax_disable_most_optimizations",

@@ -288,8 +288,8 @@ def batch_norm(train: bool, name: str, epsilon: float = 1e-5) -> nn.BatchNorm:
     The batch variance is the mean squared deviation from the mean, as Keras and PyTorch compute
     it, not flax's default ``E[x²] - E[x]²``, which cancels in float32 where a channel's mean is
     large against its spread: report 004's deep CNN, 3 epochs on ``shapes/hard`` with
-    ``xla_chunked`` (jax 0.11's CPU formulation; measured with jax 0.10), reached 0.755 / 0.84 / 0.92 test accuracy for seeds
-    3 / 4 / 0 with flax's formula and 0.885 / 0.958 / 0.982 with two passes (im2col: 0.93-0.97
-    either way)."""
+    ``xla_chunked`` (jax 0.11's CPU formulation; measured with jax 0.10), reached 0.755 / 0.84 /
+    0.92 test accuracy for seeds 3 / 4 / 0 with flax's formula and 0.885 / 0.958 / 0.982 with two
+    passes (im2col: 0.93-0.97 either way)."""
     return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=epsilon, name=name,
                         use_fast_variance=False)
