@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxcv.errors import UsageError
-from jaxcv.models.layers import Dropout
+from jaxcv.models.layers import Dropout, batch_norm
 from jaxcv.models.preprocess import Preprocess, preprocess
 
 Features = dict[str, jax.Array]
@@ -120,9 +120,7 @@ class BatchNormBackbone(Backbone):
 
     def _batchnorm(self, x: jax.Array, name: str, train: bool) -> jax.Array:
         frozen = any(layer_matches(name, prefix) for prefix in self.frozen)
-        # the variance in two passes, as Keras and PyTorch (``layers.batch_norm`` says why)
-        return nn.BatchNorm(use_running_average=not train or frozen, momentum=self.bn_momentum,
-                            epsilon=self.bn_epsilon, use_fast_variance=False, name=name)(x)
+        return batch_norm(train and not frozen, name, self.bn_epsilon, self.bn_momentum)(x)
 
 
 def pad(x: jax.Array, pixels: int) -> jax.Array:
