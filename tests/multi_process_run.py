@@ -4,12 +4,11 @@ simulated CPU devices, or 2 of 2.  Process 0 prints JSON.
 ``python multi_process_run.py DATA_DIR OUT MODE``:
 
 - ``train``: ``fit`` of a tiny CNN with dropout on a training set held on the devices
-  (checkpointed under ``OUT/fit``), and the ``mnist_baseline`` study into ``OUT/study``:
-  streamed host batches, two seeds vmapped by ``fit_many``; the fit's history and the
-  epochs it trained;
+  (checkpointed under ``OUT/fit``, resuming from a checkpoint there), then the
+  ``mnist_baseline`` study into ``OUT/study``: streamed host batches, two seeds vmapped by
+  ``fit_many``; the fit's history and the epochs it trained;
 - ``killed``: the checkpointed ``fit`` into ``OUT/fit``, every process killed by SIGKILL as
-  its second epoch ends, before that epoch's checkpoint;
-- ``resumed``: the checkpointed ``fit`` again: it resumes from the first epoch.
+  its second epoch ends, before that epoch's checkpoint.
 """
 
 import importlib.util

@@ -10,6 +10,7 @@ from jaxcv.models.layers import use_conv_impl
 from jaxcv.train import (OPTIMIZERS, EarlyStopping, NonFiniteLossError, ReduceLROnPlateau, classification,
                          create_state, evaluate, evaluate_arrays, fit, host_batches, make_optimizer, make_schedule,
                          pad_to_batches, reconstruction, regression)
+from jaxcv.train.evaluation import tight_batch
 from jaxcv.train.tensorboard import scalar_tag
 from tiny import TinyCNN
 
@@ -64,12 +65,18 @@ def test_evaluate_is_exact_with_padding(shapes_cifar):
     with use_conv_impl("xla"):  # whichever: the same for both
         metrics = evaluate(state, padded, classification, 64)
         logits, _ = model.apply({"params": state.params}, data["image"].astype(np.float32) / 255)
-        scores = evaluate_arrays(state, data, batch_size=48)  # pads, puts on the mesh, jits itself
+        scores = evaluate_arrays(state, data, batch_size=48)  # 3 batches of 34: pads 2, puts on the mesh, jits
     direct = classification(logits, data)
     assert float(metrics["loss"]) == pytest.approx(float(direct["loss"].mean()), rel=1e-5)
     assert float(metrics["accuracy"]) == pytest.approx(float(direct["accuracy"].mean()))
     assert scores["loss"] == pytest.approx(float(direct["loss"].mean()), rel=1e-5)
     assert scores["accuracy"] == pytest.approx(float(direct["accuracy"].mean()))
+
+
+def test_evaluation_batches_pad_as_little_as_their_count_allows():
+    assert [tight_batch(n, 256) for n in (1, 200, 256, 257, 288, 512)] == [1, 200, 256, 129, 144, 256]
+    assert tight_batch(10_000, 256, multiple=4) == 252  # 40 batches either way: 80 padded, not 240
+    assert tight_batch(3, 256, multiple=4) == 4
 
 
 @pytest.mark.optimized

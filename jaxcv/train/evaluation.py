@@ -17,6 +17,15 @@ from jaxcv.train.state import TrainState
 from jaxcv.train.steps import evaluate
 
 
+def tight_batch(n: int, batch_size: int, multiple: int = 1) -> int:
+    """The smallest batch, a multiple of ``multiple`` (the devices), that covers ``n`` examples
+    in as few batches as ``batch_size`` does: 200 images make one batch of 200, not 256 of which
+    56 are padding that is computed and masked out; 288 make two of 144, not two of 256."""
+    batches = max(1, -(-n // batch_size))  # ceiling divisions
+    per_batch = -(-n // batches)
+    return -(-per_batch // multiple) * multiple
+
+
 def pad_to_batches(data: Arrays, batch_size: int) -> Arrays:
     """Pad every array to a whole number of batches and add a 0/1 ``mask`` of real examples."""
     n = len(data["image"])
@@ -31,6 +40,7 @@ class Evaluator:
 
     def __init__(self, data: Arrays, *, loss_fn: LossFn, batch_size: int, mesh: Mesh):
         self.host_data, self.mesh = data, mesh
+        batch_size = tight_batch(len(data["image"]), batch_size, mesh.size)
         self.fn = members.vmap(functools.partial(evaluate, loss_fn=loss_fn, batch_size=batch_size,
                                                  sharding=parallel.batch_sharded(mesh)), in_axes=(0, None))
         self.batch_size, self.compiled = batch_size, None
@@ -65,7 +75,7 @@ def evaluate_arrays(state: TrainState, data: Arrays, *, loss_fn: LossFn = classi
     """Exact mean metrics (``loss``, ``accuracy`` ...) of one trained model on ``data``, e.g. a
     test split kept apart from the validation set ``fit`` watched."""
     mesh = parallel.data_mesh() if mesh is None else mesh
-    batch_size = -(-batch_size // mesh.size) * mesh.size
+    batch_size = tight_batch(len(data["image"]), batch_size, mesh.size)
     padded = parallel.put_replicated(pad_to_batches(data, batch_size), mesh)
     metrics = _evaluate(parallel.put_replicated(state, mesh), padded, loss_fn=loss_fn, batch_size=batch_size,
                         sharding=parallel.batch_sharded(mesh), conv=conv_impl())
@@ -74,7 +84,8 @@ def evaluate_arrays(state: TrainState, data: Arrays, *, loss_fn: LossFn = classi
 
 def predict(state: TrainState, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """One trained model's outputs (logits, predictions) on ``images`` in inference mode, as a
-    host array; ``batch_size`` images per compiled call (the last batch padded)."""
+    host array; ``batch_size`` images per compiled call (the last batch padded: one program
+    serves sets of any size)."""
     padded, conv = pad_to_batches({"image": np.asarray(images)}, batch_size)["image"], conv_impl()
     out = [jax.device_get(_infer(state, padded[i:i + batch_size], conv=conv))
            for i in range(0, len(padded), batch_size)]
