@@ -191,7 +191,8 @@ def main() -> None:
     p.add_argument("--modes", default="default",
                    help="comma-separated execution settings: default (fit's), auto (the autotune's pick), or "
                         "FORMULATION/DRIVER with "
-                        "FORMULATION im2col, xla or xla_chunked and DRIVER scan or unrollK (K steps per compiled call)")
+                        "FORMULATION im2col, xla or xla_chunked and DRIVER scan or unrollK (K steps per compiled call) "
+                        "over a training set on the device, or stream or streamK (K host batches per compiled call)")
     p.add_argument("--precision", default="float32", help="comma-separated, from float32, bf16")
     p.add_argument("--peers", default="", help=f"comma-separated, from {', '.join([*PEERS, *PEER_ALIASES])} "
                                                 f"(on the CPU, for {', '.join(PEER_MODELS)})")

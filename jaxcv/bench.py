@@ -23,8 +23,8 @@ import optax
 from jaxcv.errors import UsageError
 from jaxcv.models import count_params, list_models
 from jaxcv.models.layers import use_conv_impl
-from jaxcv.train import (aot_compile, autotune, classification, create_state, data_mesh, members, reconstruction,
-                         regression, train_step)
+from jaxcv.train import (aot_compile, autotune, classification, create_state, data_mesh, host_batches, members,
+                         reconstruction, regression, train_step)
 from jaxcv.train.epochs import training_epochs
 from jaxcv.train.losses import LossFn
 from jaxcv.train.parallel import batch_sharded, check_batch_size, put_replicated
@@ -180,7 +180,8 @@ def time_epochs(model: nn.Module, data: dict[str, np.ndarray], devices: jax.Devi
                 batch_size: int, execution: str | None = None, repeats: int = 3, loss_fn: LossFn = classification,
                 optimizer: optax.GradientTransformation | None = None, precision: str = "float32") -> dict[str, Any]:
     """Steady-state seconds per training epoch of ``model`` over ``data`` on ``devices``, as
-    ``fit`` trains it (data on the device, several devices splitting each batch).
+    ``fit`` trains it (data on the device, or streamed from the host (``host_batches``) for a
+    ``stream`` driver; several devices splitting each batch).
 
     ``execution`` is a setting of ``jaxcv.train.autotune``: a formulation and a driver
     (``"xla/unroll8"``) or ``"auto"`` (the autotune's choice, measured now or cached); default:
@@ -200,8 +201,9 @@ def time_epochs(model: nn.Module, data: dict[str, np.ndarray], devices: jax.Devi
     state = put_replicated(members.stack([one]), mesh)
     rngs = jnp.stack([jax.random.key(1)])  # placed by the compiled calls (a key array cannot be put across processes)
     active = jnp.ones(1, bool)
-    epochs = training_epochs(data, loss_fn=loss_fn, batch_size=batch_size, augment=None, mesh=mesh,
-                             precision=precision)
+    streamed = (autotune.parse_setting(execution or autotune.DEFAULT)[1] or "").startswith("stream")
+    epochs = training_epochs(host_batches(data, batch_size) if streamed else data, loss_fn=loss_fn,
+                             batch_size=batch_size, augment=None, mesh=mesh, precision=precision)
     choice = autotune.resolve(execution or autotune.DEFAULT, epochs, state, rngs, active,
                               autotune.signature(state, epochs, rngs, mesh))
     epochs = epochs.with_driver(choice.execution.driver)

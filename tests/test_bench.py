@@ -52,7 +52,7 @@ def test_compile_clock_counts_compiling_not_running():
     assert first[0] > 0 and again[0] == 0
 
 
-@pytest.mark.parametrize("execution", ["im2col/scan", "xla/unroll2"])
+@pytest.mark.parametrize("execution", ["im2col/scan", "xla/unroll2", "im2col/stream2"])
 def test_time_epochs_reports_a_whole_epoch(execution):
     data = synthetic((32, 32, 3), 100)
     r = time_epochs(get_model("cifar_cnn"), data, jax.devices()[0], batch_size=32, execution=execution, repeats=3)

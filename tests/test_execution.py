@@ -15,7 +15,7 @@ from jaxcv.errors import UsageError
 from jaxcv.models import get_model, layers
 from jaxcv.models.cnn import MnistCNN
 from jaxcv.models.layers import XLA_CPU_CONV_FAST, use_conv_impl
-from jaxcv.train import autotune, fit, make_optimizer
+from jaxcv.train import autotune, fit, host_batches, make_optimizer
 from jaxcv.train.epochs import DeviceEpochs, training_epochs
 from jaxcv.train.losses import classification
 from jaxcv.train.parallel import data_mesh
@@ -47,6 +47,19 @@ def test_every_execution_trains_the_same_model(reference, execution):
     for mine, theirs in zip(result.history, reference.history):
         assert mine["train_loss"] == pytest.approx(theirs["train_loss"], rel=1e-5)
         assert mine["train_accuracy"] == pytest.approx(theirs["train_accuracy"])
+
+
+def test_streamed_batches_train_the_same_model_however_many_a_call_takes():
+    """Up to K host batches per compiled call (the last call of each epoch takes the
+    remainder: 5 = 2 + 2 + 1 here) train exactly the model one batch per call does."""
+    stream = host_batches(DATA, 16, seed=2)
+    one = _fit("im2col/stream", data=stream)
+    for driver in ("stream2", "stream8"):
+        result = _fit(f"im2col/{driver}", data=stream)
+        assert result.execution == {"execution": f"im2col/{driver}", "source": "pinned"}
+        assert _max_difference(result.state.params, one.state.params) < 1e-6
+        assert [r["train_loss"] for r in result.history] == pytest.approx([r["train_loss"] for r in one.history])
+    assert _fit(None, data=stream).execution["execution"].endswith("/stream8")  # the default
 
 
 def test_autotune_measures_once_then_reads_its_cache(tmp_path, monkeypatch):
@@ -88,7 +101,9 @@ def test_execution_settings():
     assert autotune.parse_setting("auto") == (None, None)
     assert autotune.parse_setting("xla") == ("xla", None)
     assert autotune.parse_setting("unroll8/im2col") == ("im2col", "unroll8")
-    for bad in ("unroll0", "xla/im2col", "fast", "scan/unroll2"):
+    assert autotune.parse_setting("xla/stream") == ("xla", "stream")
+    assert autotune.parse_setting("stream8") == (None, "stream8")
+    for bad in ("unroll0", "xla/im2col", "fast", "scan/unroll2", "stream0", "streamed"):
         with pytest.raises(UsageError):
             autotune.parse_setting(bad)
     with pytest.raises(UsageError, match="precision"):
@@ -96,6 +111,8 @@ def test_execution_settings():
     stream = lambda epoch: [{k: v[:16] for k, v in DATA.items()}]  # noqa: E731
     with pytest.raises(UsageError, match="streamed"):
         _fit("unroll2", data=stream)
+    with pytest.raises(UsageError, match="on the device"):
+        _fit("stream8")
 
 
 @pytest.mark.optimized

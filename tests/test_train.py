@@ -80,11 +80,13 @@ def test_evaluation_batches_pad_as_little_as_their_count_allows():
 
 
 @pytest.mark.optimized
-def test_learns_shapes_cifar(shapes_cifar):
-    """Real learning on the embedded set: 2.5 times the 10 % of chance in two epochs (0.22
-    after the first and 0.36 after the second here, at the tests' -O1)."""
+def test_learns_shapes_cifar_streamed(shapes_cifar):
+    """Real learning on the embedded set, streamed from the host (the path of sets that do not
+    fit on the device; report 004's deep CNN and real MNIST learn on device-held sets): 2.5
+    times the 10 % of chance in two epochs, scored on the whole test split (0.21 after the first
+    and 0.32 after the second here, at the tests' -O1)."""
     train, test = shapes_cifar
-    result = fit(get_model("cifar_cnn", batchnorm=True), train, test,
+    result = fit(get_model("cifar_cnn", batchnorm=True), host_batches(train, 64), test,
                  optimizer=make_optimizer("adam", 2e-3), epochs=2, batch_size=64, progress=False)
     h = result.history
     assert [r["epoch"] for r in h] == [1, 2]
@@ -128,16 +130,6 @@ def test_host_batches_shuffle_whole_batches_each_epoch():
     assert not np.array_equal(np.concatenate([b["label"] for b in epoch0]), np.concatenate([b["label"] for b in epoch1]))
     with pytest.raises(UsageError, match="no batch"):
         host_batches(data, batch_size=16)
-
-
-@pytest.mark.optimized
-def test_streamed_training_learns(shapes_cifar):
-    """Scored on the whole test split: on 256 of its images the last accuracy moved between 0.156
-    and 0.195 with float rounding alone; on all 1,000 it is 0.201 here (0.183 at XLA's -O2)."""
-    train, test = shapes_cifar
-    h = fit(get_model("cifar_cnn", batchnorm=True), host_batches(_small(train, 1024), 64), test,
-            optimizer=make_optimizer("adam", 1e-3), epochs=3, batch_size=64, progress=False).history
-    assert h[-1]["train_loss"] < h[0]["train_loss"] and h[-1]["val_accuracy"] > 0.15
 
 
 def test_bad_arguments():

@@ -7,7 +7,7 @@ gradients are an order of magnitude slower inside a ``lax.scan`` body than outsi
 issue 12868; ``xla_chunked`` avoids them), and jax 0.11 runs XLA's convolution ~4x faster than
 jax 0.10 did.  So ``resolve`` times each
 candidate (``CONV_IMPLS``: im2col, xla, xla_chunked, x the epochs' ``tunable_drivers``: scan, unroll1
-and unroll8 on the device, one step per batch when streamed) on a few steps of the real
+and unroll8 on the device, stream and stream8 when streamed) on a few steps of the real
 model and data, compile time apart, and keeps the fastest, cached on disk per backend, device,
 jax version and model / input / batch / precision signature (``cache_path``).  The processes
 of a multi-process job time the candidates together and take process 0's pick.
@@ -45,7 +45,7 @@ from jaxcv.errors import UsageError
 from jaxcv.files import read_json, write_json
 from jaxcv.models.layers import CONV_IMPLS, ConvImpl, conv_impl_for, pinned_conv_impl, use_conv_impl
 from jaxcv.train import parallel
-from jaxcv.train.epochs import DeviceEpochs, StreamedEpochs, steps_per_call
+from jaxcv.train.epochs import DeviceEpochs, StreamedEpochs, batches_per_call, steps_per_call
 from jaxcv.train.state import TrainState
 
 TIMED_STEPS = 16
@@ -105,8 +105,7 @@ def parse_setting(text: str) -> tuple[ConvImpl | None, str | None]:
         if part in CONV_IMPLS and conv is None:
             conv = part
         elif part not in CONV_IMPLS and driver is None:
-            if part != "stream":
-                steps_per_call(part)  # a UsageError for anything else
+            (batches_per_call if part.startswith("stream") else steps_per_call)(part)  # a UsageError if neither
             driver = part
         else:
             raise UsageError(f"execution {text!r} names a formulation or a driver twice")
@@ -175,8 +174,8 @@ def resolve(text: str | None, epochs: DeviceEpochs | StreamedEpochs, state: Trai
 
 def default_execution(epochs: DeviceEpochs | StreamedEpochs) -> Execution:
     """The execution nothing is measured for, on the devices ``epochs`` run on (not the default
-    backend's: a CPU mesh on a GPU host): the epoch's own driver (the scan on the device, a step
-    per batch when streamed) with the fast formulation there (``conv_impl_for``), or a
+    backend's: a CPU mesh on a GPU host): the epoch's own driver (the scan on the device, 8
+    batches per call when streamed) with the fast formulation there (``conv_impl_for``), or a
     ``use_conv_impl`` block's."""
     return Execution(_unmeasured_conv(epochs), epochs.driver)
 

@@ -113,9 +113,10 @@ def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, P())
 
 
-def batch_sharded(mesh: Mesh) -> NamedSharding:
-    """Leading (batch) axis split over the mesh."""
-    return NamedSharding(mesh, P(DATA_AXIS))
+def batch_sharded(mesh: Mesh, stacked: bool = False) -> NamedSharding:
+    """Leading (batch) axis split over the mesh; with ``stacked``, the second, for a stack of
+    batches."""
+    return NamedSharding(mesh, P(None, DATA_AXIS) if stacked else P(DATA_AXIS))
 
 
 def check_batch_size(batch_size: int, mesh: Mesh) -> None:
@@ -133,8 +134,8 @@ def put_replicated(tree: Any, mesh: Mesh) -> Any:
 
 def put_local_batch(batch: Any, sharding: NamedSharding) -> Any:
     """One global batch from each process's block of it (a pytree of host arrays): process
-    ``i`` of ``P`` holds rows ``[i * n, (i + 1) * n)`` of a global batch of ``P * n``.  On one
-    process, ``jax.device_put``."""
+    ``i`` of ``P`` holds rows ``[i * n, (i + 1) * n)`` of a global batch of ``P * n`` (of the
+    batch axis ``sharding`` splits, for a stack of batches).  On one process, ``jax.device_put``."""
     return jax.tree.map(lambda a: jax.make_array_from_process_local_data(sharding, a), batch)
 
 
