@@ -201,10 +201,11 @@ def time_epochs(model: nn.Module, data: dict[str, np.ndarray], devices: jax.Devi
     state = put_replicated(members.stack([one]), mesh)
     rngs = jnp.stack([jax.random.key(1)])  # placed by the compiled calls (a key array cannot be put across processes)
     active = jnp.ones(1, bool)
-    streamed = (autotune.parse_setting(execution or autotune.DEFAULT)[1] or "").startswith("stream")
+    setting = execution or autotune.DEFAULT
+    streamed = (autotune.parse_setting(setting)[1] or "").startswith("stream")
     epochs = training_epochs(host_batches(data, batch_size) if streamed else data, loss_fn=loss_fn,
                              batch_size=batch_size, augment=None, mesh=mesh, precision=precision)
-    choice = autotune.resolve(execution or autotune.DEFAULT, epochs, state, rngs, active,
+    choice = autotune.resolve(setting, epochs, state, rngs, active,
                               autotune.signature(state, epochs, rngs, mesh))
     epochs = epochs.with_driver(choice.execution.driver)
     with use_conv_impl(choice.execution.conv):
