@@ -35,6 +35,13 @@ def pad_to_batches(data: Arrays, batch_size: int) -> Arrays:
     return out
 
 
+def padded_batches(images: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """``images`` in batches of ``batch_size``, the last padded with zeros: one compiled program
+    per batch size serves sets of any size (cut the outputs back to ``len(images)``)."""
+    padded = pad_to_batches({"image": np.asarray(images)}, batch_size)["image"]
+    return [padded[i:i + batch_size] for i in range(0, len(padded), batch_size)]
+
+
 class Evaluator:
     """Validation metrics of K stacked models on a set held on the device, one compiled call."""
 
@@ -86,7 +93,6 @@ def predict(state: TrainState, images: np.ndarray, batch_size: int = 256) -> np.
     """One trained model's outputs (logits, predictions) on ``images`` in inference mode, as a
     host array; ``batch_size`` images per compiled call (the last batch padded: one program
     serves sets of any size)."""
-    padded, conv = pad_to_batches({"image": np.asarray(images)}, batch_size)["image"], conv_impl()
-    out = [jax.device_get(_infer(state, padded[i:i + batch_size], conv=conv))
-           for i in range(0, len(padded), batch_size)]
+    conv = conv_impl()
+    out = [jax.device_get(_infer(state, batch, conv=conv)) for batch in padded_batches(images, batch_size)]
     return np.concatenate(out)[: len(images)]

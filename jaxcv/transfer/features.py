@@ -13,7 +13,7 @@ import numpy as np
 
 from jaxcv.models.backbone import Backbone
 from jaxcv.models.layers import ConvImpl, conv_impl, use_conv_impl
-from jaxcv.train.evaluation import pad_to_batches
+from jaxcv.train.evaluation import padded_batches
 from jaxcv.train.losses import to_float
 
 Variables = dict[str, Any]
@@ -33,9 +33,8 @@ def extract_features(model: Backbone, variables: Variables, images: np.ndarray |
     backbone = feature_model(model)
     head = set(model.head_layers())
     variables = {**variables, "params": {k: v for k, v in variables["params"].items() if k not in head}}
-    padded, conv = pad_to_batches({"image": np.asarray(images)}, batch_size)["image"], conv_impl()
-    out = [_features(backbone, variables, jnp.asarray(padded[i:i + batch_size]), conv)
-           for i in range(0, len(padded), batch_size)]
+    conv = conv_impl()
+    out = [_features(backbone, variables, jnp.asarray(batch), conv) for batch in padded_batches(images, batch_size)]
     return jnp.concatenate(out)[:len(images)]
 
 
