@@ -7,6 +7,7 @@ import functools
 import importlib.util
 import json
 import os
+import shutil
 import tempfile
 from importlib.metadata import version
 from pathlib import Path
@@ -40,11 +41,11 @@ def pytest_configure(config):
     ``tests/test_execution.py`` tests the other executions and the autotune.  Under
     pytest-xdist the controller runs this first and its workers inherit its environment: they
     share its XLA cache and its data dir for the embedded datasets."""
-    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="jaxcv-xla-"))
+    _session_dir(config, "JAX_COMPILATION_CACHE_DIR", "jaxcv-xla-")
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
-    os.environ["TFDS_DATA_DIR"] = tempfile.mkdtemp(prefix="jaxcv-tfds-")
+    _session_dir(config, "TFDS_DATA_DIR", "jaxcv-tfds-", replace=True)
     # the embedded datasets, generated once for all workers (jaxcv prepares a dataset under a lock)
-    os.environ.setdefault("JAXCV_TEST_DATA_DIR", tempfile.mkdtemp(prefix="jaxcv-test-data-"))
+    _session_dir(config, "JAXCV_TEST_DATA_DIR", "jaxcv-test-data-")
     os.environ.setdefault("JAXCV_OFFLINE", "1")
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # several workers share a GPU
     # Compile for a short test, not a long run: half of the tests' time is XLA:CPU compiling.
@@ -63,6 +64,25 @@ def pytest_configure(config):
     os.environ.pop("JAXCV_EXECUTION", None)
     config.addinivalue_line("markers", "optimized: the test runs its programs long enough (real training) that "
                                        "XLA's -O1 pays for its compile time; on jaxlib 0.10 the others compile at -O0")
+
+
+_CREATED_DIRS = pytest.StashKey[list[str]]()
+
+
+def _session_dir(config: pytest.Config, variable: str, prefix: str, replace: bool = False) -> None:
+    """``$variable`` set to a fresh temporary directory that ``pytest_unconfigure`` removes (the
+    embedded datasets alone are ~60 MB a session), unless it is set already and not ``replace``:
+    the user's own, or the controller's, which a pytest-xdist worker inherits and leaves alone."""
+    if variable in os.environ and not replace:
+        return
+    os.environ[variable] = tempfile.mkdtemp(prefix=prefix)
+    config.stash.setdefault(_CREATED_DIRS, []).append(os.environ[variable])
+
+
+def pytest_unconfigure(config):
+    """The session's temporary directories removed (a worker's before the controller's)."""
+    for path in config.stash.get(_CREATED_DIRS, []):
+        shutil.rmtree(path)
 
 
 SLOWEST_FILES = ("test_training_studies.py", "test_shapes_learning.py", "test_experiments.py",
