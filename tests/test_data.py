@@ -4,6 +4,7 @@ streaming (per-epoch shuffles, a share per host), no TensorFlow, clear errors.""
 import hashlib
 import subprocess
 import sys
+import tempfile
 import textwrap
 
 import numpy as np
@@ -133,6 +134,18 @@ def test_stream_gives_each_host_its_share(shapes_easy, data_dir, monkeypatch):
     monkeypatch.setattr(streaming.jax, "process_count", lambda: hosts)
     with pytest.raises(ValueError, match="multiple of the 3 hosts"):
         stream("shapes/easy", "test", 64, data_dir)
+
+
+@pytest.mark.parametrize("name", ["shapes/cifar", "mnist", "cifar10", "image_folder/pets"])
+def test_unprepared_builders_leave_no_temporary_folders(name, tmp_path, monkeypatch):
+    """TFDS makes a temporary folder, and leaves it, for every unprepared builder whose metadata it
+    would fetch from its GCS bucket: jaxcv's builders never ask (``builders.LocalBuilder``)."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "temp"))
+    (tmp_path / "temp").mkdir()
+    config = {"source": str(tmp_path / "pets")} if name.startswith("image_folder/") else {}
+    builder = pipeline.own_builder(name, tmp_path / "data", **config)
+    assert not pipeline.is_prepared(builder) and builder.info.features["label"] is not None
+    assert list((tmp_path / "temp").iterdir()) == []
 
 
 def test_offline_error_names_data_dir_and_embedded_sets(tmp_path, monkeypatch):

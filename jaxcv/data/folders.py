@@ -15,7 +15,7 @@ from typing import Iterator
 import numpy as np
 import tensorflow_datasets as tfds
 
-from jaxcv.data.builders import image_feature
+from jaxcv.data.builders import LocalBuilder, image_feature
 from jaxcv.data.images import read_image
 from jaxcv.data.originals import DataUnavailableError
 
@@ -81,7 +81,7 @@ def split_files(source: Path, test_fraction: float, seed: int) -> tuple[list[str
     return list(classes), splits
 
 
-class ImageFolder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+class ImageFolder(LocalBuilder, skip_registration=True):
     """A tree of class sub-folders of JPEG/PNG images (see ``ImageFolderConfig``)."""
 
     name = "image_folder"

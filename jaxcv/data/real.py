@@ -17,7 +17,7 @@ from typing import ClassVar, Iterator
 import numpy as np
 import tensorflow_datasets as tfds
 
-from jaxcv.data.builders import image_feature
+from jaxcv.data.builders import LocalBuilder, image_feature
 from jaxcv.data.originals import DataUnavailableError, Distribution, Original, read_idx, read_pickles
 
 _MNIST_URL = "https://storage.googleapis.com/cvdf-datasets/mnist/"
@@ -67,7 +67,7 @@ CIFAR100 = Distribution(
 Arrays = dict[str, np.ndarray]
 
 
-class _FromOriginals(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+class _FromOriginals(LocalBuilder, skip_registration=True):
     """A builder of a dataset whose original files are in ``manual_dir``; subclasses say which
     files (``DISTRIBUTION``) and how they become split arrays (``read``)."""
 
