@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -31,19 +30,12 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from jaxcv import inspection  # noqa: E402
-from jaxcv.bench import device_info, load, synthetic, timed  # noqa: E402
+from jaxcv.bench import device_info, load, median_seconds, synthetic  # noqa: E402
 from jaxcv.experiment import positive_int  # noqa: E402
 from jaxcv.inspection.batching import map_batches  # noqa: E402
 from jaxcv.inspection.layers import forward  # noqa: E402
 from jaxcv.models import get_model  # noqa: E402
 from jaxcv.viz import markdown_table  # noqa: E402
-
-
-def median_seconds(fn: Callable[[], Any], repeats: int) -> dict[str, Any]:
-    """The first (cold: compiling) call's seconds and the median of ``repeats`` warm calls."""
-    _, cold = timed(fn)
-    warm = [timed(fn)[1] for _ in range(repeats)]
-    return {"seconds": statistics.median(warm), "seconds_all": warm, "first_call_seconds": cold}
 
 
 def time_tsne(points: np.ndarray, labels: np.ndarray) -> list[dict[str, Any]]:

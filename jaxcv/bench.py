@@ -49,6 +49,13 @@ def timed(fn: Callable[..., Any], *args: Any) -> tuple[Any, float]:
     return out, time.perf_counter() - start
 
 
+def median_seconds(fn: Callable[[], Any], repeats: int) -> dict[str, Any]:
+    """The first (cold: compiling) call's seconds and the median of ``repeats`` warm calls."""
+    _, cold = timed(fn)
+    warm = [timed(fn)[1] for _ in range(repeats)]
+    return {"seconds": statistics.median(warm), "seconds_all": warm, "first_call_seconds": cold}
+
+
 _COMPILE_EVENTS = frozenset(f"/jax/core/compile/{stage}_duration"
                             for stage in ("jaxpr_trace", "jaxpr_to_mlir_module", "backend_compile"))
 

@@ -9,7 +9,8 @@ from jaxcv.models import get_model
 from jaxcv.models.layers import use_conv_impl
 from jaxcv.train import (OPTIMIZERS, EarlyStopping, NonFiniteLossError, ReduceLROnPlateau, classification,
                          create_state, evaluate, evaluate_arrays, fit, host_batches, make_optimizer, make_schedule,
-                         pad_to_batches, reconstruction, regression)
+                         pad_to_batches, predict, reconstruction, regression)
+from jaxcv.train import evaluation
 from jaxcv.train.evaluation import tight_batch
 from jaxcv.train.tensorboard import scalar_tag
 from tiny import TinyCNN
@@ -77,6 +78,24 @@ def test_evaluation_batches_pad_as_little_as_their_count_allows():
     assert [tight_batch(n, 256) for n in (1, 200, 256, 257, 288, 512)] == [1, 200, 256, 129, 144, 256]
     assert tight_batch(10_000, 256, multiple=4) == 252  # 40 batches either way: 80 padded, not 240
     assert tight_batch(3, 256, multiple=4) == 4
+
+
+def test_predict_runs_groups_of_batches_and_counts_every_image_once():
+    """Batches of 4, 3 per compiled call: for 1 image (one group, one batch, padded), 12 (one full
+    group) and 17 (two groups, the second with two batches, its third never computed) each image's
+    own output, from one program."""
+    images = np.random.default_rng(0).integers(0, 256, (17, 8, 8, 3), np.uint8)
+    state = create_state(TinyCNN(), optax.sgd(0.1), jnp.zeros((1, 8, 8, 3)), jax.random.key(0))
+    alone = np.concatenate([state.apply(state.variables(), image[None] / 255.0, train=False)[0] for image in images])
+    compiled = evaluation._infer._cache_size()
+    for n in (1, 12, 17):
+        np.testing.assert_allclose(predict(state, images[:n], batch_size=4, batches_per_call=3), alone[:n],
+                                   rtol=1e-5, atol=1e-6)
+    assert evaluation._infer._cache_size() == compiled + 1
+    groups = list(evaluation.batch_groups(images, 4, 3))
+    assert [(g.shape, count) for g, count in groups] == [((3, 4, 8, 8, 3), 3), ((3, 4, 8, 8, 3), 2)]
+    np.testing.assert_array_equal(groups[1][0].reshape(-1, 8, 8, 3)[:5], images[12:])
+    assert not groups[1][0].reshape(-1, 8, 8, 3)[5:].any()  # padding: zeros
 
 
 @pytest.mark.optimized

@@ -4,8 +4,10 @@ trained models."""
 from __future__ import annotations
 
 import functools
+from typing import Callable, Iterator
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding
 
@@ -35,11 +37,39 @@ def pad_to_batches(data: Arrays, batch_size: int) -> Arrays:
     return out
 
 
-def padded_batches(images: np.ndarray, batch_size: int) -> list[np.ndarray]:
-    """``images`` in batches of ``batch_size``, the last padded with zeros: one compiled program
-    per batch size serves sets of any size (cut the outputs back to ``len(images)``)."""
-    padded = pad_to_batches({"image": np.asarray(images)}, batch_size)["image"]
-    return [padded[i:i + batch_size] for i in range(0, len(padded), batch_size)]
+BATCHES_PER_CALL = 8
+"""Batches one compiled inference call runs (``predict``, ``transfer.extract_features``).
+jax 0.10's XLA:CPU maps a fresh temporary buffer for every call of a program, and the kernel
+zeroes its pages as they are first touched; a loop over batches inside the call maps it once.
+``python benchmarks/inference.py`` (2026-12-07), seconds for one batch per call against eight:
+jax 0.10.2, predict 10,240 images, ``mnist_cnn`` 7.34 / 4.85, ``cifar_cnn`` 12.13 / 7.28, vgg16
+features of 1,024 images 19.67 / 15.97; jax 0.11.2, which reuses the buffer, 0.71 / 0.60,
+1.98 / 2.17 and 10.96 / 10.16."""
+
+
+def batch_groups(images: np.ndarray, batch_size: int, per_call: int) -> Iterator[tuple[np.ndarray, int]]:
+    """``images`` as groups of ``per_call`` batches of ``batch_size``, ``(per_call, batch_size,
+    ...)``, each with the number of its batches that hold images: the last batch is padded with
+    zeros and the last group with batches of zeros, so that one compiled program serves sets of any
+    size (``map_group`` computes only the ``count`` first batches).  Concatenated, the groups'
+    outputs hold the images' in order: cut them back to ``len(images)``."""
+    images = np.asarray(images)
+    size = batch_size * per_call
+    for start in range(0, len(images), size):
+        chunk = images[start:start + size]
+        count = -(-len(chunk) // batch_size)
+        if len(chunk) < size:
+            chunk = np.concatenate([chunk, np.zeros((size - len(chunk), *chunk.shape[1:]), chunk.dtype)])
+        yield chunk.reshape(per_call, batch_size, *chunk.shape[1:]), count
+
+
+def map_group(fn: Callable[[jax.Array], jax.Array], group: jax.Array, count: jax.Array | int) -> jax.Array:
+    """``fn`` over the ``count`` first batches of a ``batch_groups`` group, in a loop inside the
+    compiled call (``count`` traced: one program for every count); the outputs stacked
+    ``(per_call, batch_size, ...)``, zeros where no batch was computed."""
+    shape = jax.eval_shape(fn, group[0])
+    out = jnp.zeros((group.shape[0], *shape.shape), shape.dtype)
+    return jax.lax.fori_loop(0, count, lambda i, out: out.at[i].set(fn(group[i])), out)
 
 
 class Evaluator:
@@ -72,9 +102,9 @@ def _evaluate(state: TrainState, data: Arrays, loss_fn: LossFn, batch_size: int,
 
 
 @functools.partial(jax.jit, static_argnames="conv")
-def _infer(state: TrainState, images: jax.Array, conv: ConvImpl) -> jax.Array:
+def _infer(state: TrainState, group: jax.Array, count: jax.Array, conv: ConvImpl) -> jax.Array:
     with use_conv_impl(conv):
-        return state.apply(state.variables(), to_float(images), train=False)[0]
+        return map_group(lambda images: state.apply(state.variables(), to_float(images), train=False)[0], group, count)
 
 
 def evaluate_arrays(state: TrainState, data: Arrays, *, loss_fn: LossFn = classification,
@@ -89,10 +119,12 @@ def evaluate_arrays(state: TrainState, data: Arrays, *, loss_fn: LossFn = classi
     return {k: float(v) for k, v in jax.device_get(metrics).items()}
 
 
-def predict(state: TrainState, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+def predict(state: TrainState, images: np.ndarray, batch_size: int = 256,
+            batches_per_call: int = BATCHES_PER_CALL) -> np.ndarray:
     """One trained model's outputs (logits, predictions) on ``images`` in inference mode, as a
-    host array; ``batch_size`` images per compiled call (the last batch padded: one program
-    serves sets of any size)."""
+    host array; ``batches_per_call`` batches of ``batch_size`` images per compiled call (the last
+    ones padded: one program serves sets of any size)."""
     conv = conv_impl()
-    out = [jax.device_get(_infer(state, batch, conv=conv)) for batch in padded_batches(images, batch_size)]
-    return np.concatenate(out)[: len(images)]
+    out = [jax.device_get(_infer(state, group, count, conv=conv))
+           for group, count in batch_groups(images, batch_size, batches_per_call)]
+    return np.concatenate(out).reshape(-1, *out[0].shape[2:])[: len(images)]

@@ -13,7 +13,7 @@ import numpy as np
 
 from jaxcv.models.backbone import Backbone
 from jaxcv.models.layers import ConvImpl, conv_impl, use_conv_impl
-from jaxcv.train.evaluation import padded_batches
+from jaxcv.train.evaluation import BATCHES_PER_CALL, batch_groups, map_group
 from jaxcv.train.losses import to_float
 
 Variables = dict[str, Any]
@@ -26,21 +26,23 @@ def feature_model(model: Backbone) -> Backbone:
 
 
 def extract_features(model: Backbone, variables: Variables, images: np.ndarray | jax.Array,
-                     batch_size: int = 64) -> jax.Array:
+                     batch_size: int = 64, batches_per_call: int = BATCHES_PER_CALL) -> jax.Array:
     """The input of ``model``'s top for every image (uint8 or float in [0, 1], NHWC), computed
-    in inference mode in jitted batches of ``batch_size`` (the last one padded), as one
-    device array.  Train ``head_of(model)`` on it, then ``merge_head``."""
+    in inference mode, ``batches_per_call`` batches of ``batch_size`` per compiled call (the last
+    ones padded), as one device array.  Train ``head_of(model)`` on it, then ``merge_head``."""
     backbone = feature_model(model)
     head = set(model.head_layers())
     variables = {**variables, "params": {k: v for k, v in variables["params"].items() if k not in head}}
     conv = conv_impl()
-    out = [_features(backbone, variables, jnp.asarray(batch), conv) for batch in padded_batches(images, batch_size)]
-    return jnp.concatenate(out)[:len(images)]
+    out = [_features(backbone, variables, jnp.asarray(group), count, conv)
+           for group, count in batch_groups(images, batch_size, batches_per_call)]
+    return jnp.concatenate(out).reshape(-1, *out[0].shape[2:])[:len(images)]
 
 
-@functools.partial(jax.jit, static_argnums=(0, 3))
-def _features(backbone: Backbone, variables: Variables, images: jax.Array, conv: ConvImpl) -> jax.Array:
-    """One batch's features; compiled once per backbone, shape and formulation (each split of a
-    study reuses the program, and a ``use_conv_impl`` block gets its own)."""
+@functools.partial(jax.jit, static_argnums=(0, 4))
+def _features(backbone: Backbone, variables: Variables, group: jax.Array, count: jax.Array,
+              conv: ConvImpl) -> jax.Array:
+    """One group's features; compiled once per backbone, group shape and formulation (each split
+    of a study reuses the program, and a ``use_conv_impl`` block gets its own)."""
     with use_conv_impl(conv):
-        return backbone.apply(variables, to_float(images), train=False)[0]
+        return map_group(lambda images: backbone.apply(variables, to_float(images), train=False)[0], group, count)
