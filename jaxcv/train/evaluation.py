@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding
 
+from jaxcv.errors import UsageError
 from jaxcv.models.layers import ConvImpl, conv_impl, use_conv_impl
 from jaxcv.train import members, parallel
 from jaxcv.train.epochs import Arrays, aot_compile
@@ -53,6 +54,9 @@ def batch_groups(images: np.ndarray, batch_size: int, per_call: int) -> Iterator
     zeros and the last group with batches of zeros, so that one compiled program serves sets of any
     size (``map_group`` computes only the ``count`` first batches).  Concatenated, the groups'
     outputs hold the images' in order: cut them back to ``len(images)``."""
+    for name, value in (("batch_size", batch_size), ("batches_per_call", per_call)):
+        if value < 1:
+            raise UsageError(f"{name} must be >= 1, got {value}")
     images = np.asarray(images)
     size = batch_size * per_call
     for start in range(0, len(images), size):
