@@ -95,6 +95,8 @@ def test_predict_runs_groups_of_batches_and_counts_every_image_once():
     assert evaluation._infer._cache_size() == compiled  # the first call's program served the others
     with pytest.raises(UsageError, match="batches_per_call must be >= 1"):
         predict(state, images, batches_per_call=0)
+    with pytest.raises(UsageError, match="no images"):
+        predict(state, images[:0])
     groups = list(evaluation.batch_groups(images, 4, 3))
     assert [(g.shape, count) for g, count in groups] == [((3, 4, 8, 8, 3), 3), ((3, 4, 8, 8, 3), 2)]
     np.testing.assert_array_equal(groups[1][0].reshape(-1, 8, 8, 3)[:5], images[12:])

@@ -58,6 +58,8 @@ def batch_groups(images: np.ndarray, batch_size: int, per_call: int) -> Iterator
         if value < 1:
             raise UsageError(f"{name} must be >= 1, got {value}")
     images = np.asarray(images)
+    if len(images) == 0:
+        raise UsageError("no images to run the model on")
     size = batch_size * per_call
     for start in range(0, len(images), size):
         chunk = images[start:start + size]
