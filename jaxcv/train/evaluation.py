@@ -57,16 +57,14 @@ def batch_groups(images: np.ndarray, batch_size: int, per_call: int) -> Iterator
     for name, value in (("batch_size", batch_size), ("batches_per_call", per_call)):
         if value < 1:
             raise UsageError(f"{name} must be >= 1, got {value}")
-    images = np.asarray(images)
-    if len(images) == 0:
+    n = len(images)
+    if n == 0:
         raise UsageError("no images to run the model on")
-    size = batch_size * per_call
-    for start in range(0, len(images), size):
-        chunk = images[start:start + size]
-        count = -(-len(chunk) // batch_size)
-        if len(chunk) < size:
-            chunk = np.concatenate([chunk, np.zeros((size - len(chunk), *chunk.shape[1:]), chunk.dtype)])
-        yield chunk.reshape(per_call, batch_size, *chunk.shape[1:]), count
+    padded = pad_to_batches({"image": np.asarray(images)}, batch_size * per_call)["image"]
+    batches = -(-n // batch_size)
+    for first in range(0, batches, per_call):
+        group = padded[first * batch_size:(first + per_call) * batch_size]
+        yield group.reshape(per_call, batch_size, *group.shape[1:]), min(per_call, batches - first)
 
 
 def map_group(fn: Callable[[jax.Array], jax.Array], group: jax.Array, count: jax.Array | int) -> jax.Array:
