@@ -5,7 +5,7 @@ XLA:CPU (jax 0.10) maps a fresh temporary buffer for every call of a program, an
 zeroes its pages as they are first touched, so a call per batch pays for the pages every batch;
 a loop over batches inside one call pays once (``jaxcv.train.evaluation.BATCHES_PER_CALL``).
 Each setting is timed once cold (compiling) and then ``--repeats`` times, blocked on its result;
-the median is reported, with the process's minor page faults per warm call.  Synthetic uint8
+the median is reported, with the process's minor page faults in one more warm call.  Synthetic uint8
 images and random weights (the cost does not depend on either).
 """
 
@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
-from jaxcv.bench import device_info, load, median_seconds, synthetic  # noqa: E402
+from jaxcv.bench import device_info, load, median_seconds, synthetic, timed  # noqa: E402
 from jaxcv.experiment import positive_int  # noqa: E402
 from jaxcv.models import get_model  # noqa: E402
 from jaxcv.train import create_state, make_optimizer, predict  # noqa: E402
@@ -60,15 +60,16 @@ def main() -> None:
     rows = []
     for what, fn in calls.items():
         for k in (int(v) for v in args.per_call.split(",")):
-            before = page_faults()
             record = median_seconds(lambda: fn(k), args.repeats)
-            faults = (page_faults() - before) // (args.repeats + 1)
+            before = page_faults()
+            timed(fn, k)  # one more warm call, to count its page faults alone
+            faults = page_faults() - before
             rows.append((what, k, f"{record['seconds']:.2f}", ", ".join(f"{s:.2f}" for s in record["seconds_all"]),
                          f"{faults:,}", f"{load():.1f}"))
             print(rows[-1], flush=True)
     print(f"\nmedian of {args.repeats} warm calls\n")
-    print(markdown_table(["what", "batches per call", "seconds", "each warm call", "page faults per call", "load"],
-                         rows))
+    print(markdown_table(["what", "batches per call", "seconds", "each warm call", "page faults, one warm call",
+                          "load"], rows))
 
 
 if __name__ == "__main__":
