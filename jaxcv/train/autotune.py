@@ -18,7 +18,7 @@ driver; the formulation a ``use_conv_impl`` block pins, else the fast one on the
 trained on, not measured), or both as ``"xla/unroll8"``.  ``fit`` takes it as
 ``execution=``, studies as ``--execution``, and ``$JAXCV_EXECUTION`` gives the default; without
 one, ``"default"`` (``DEFAULT``), what measured fastest on ``mnist_cnn`` and ``cifar_cnn``
-(the README's tables) without measuring each model again (a compile per candidate, and
+(docs/cpu-performance.md) without measuring each model again (a compile per candidate, and
 minutes of the plain ``xla`` formulation in a scan on the CPU): ``default_execution``.
 """
 
