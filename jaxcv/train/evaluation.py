@@ -52,8 +52,7 @@ def batch_groups(images: np.ndarray, batch_size: int, per_call: int) -> Iterator
     """``images`` as groups of ``per_call`` batches of ``batch_size``, ``(per_call, batch_size,
     ...)``, each with the number of its batches that hold images: the last batch is padded with
     zeros and the last group with batches of zeros, so that one compiled program serves sets of any
-    size (``map_group`` computes only the ``count`` first batches).  Concatenated, the groups'
-    outputs hold the images' in order: cut them back to ``len(images)``."""
+    size (``map_group`` computes only the ``count`` first batches; ``ungroup`` joins the outputs)."""
     for name, value in (("batch_size", batch_size), ("batches_per_call", per_call)):
         if value < 1:
             raise UsageError(f"{name} must be >= 1, got {value}")
@@ -74,6 +73,14 @@ def map_group(fn: Callable[[jax.Array], jax.Array], group: jax.Array, count: jax
     shape = jax.eval_shape(fn, group[0])
     out = jnp.zeros((group.shape[0], *shape.shape), shape.dtype)
     return jax.lax.fori_loop(0, count, lambda i, out: out.at[i].set(fn(group[i])), out)
+
+
+def ungroup(outputs: list[np.ndarray] | list[jax.Array], n: int) -> np.ndarray | jax.Array:
+    """The ``map_group`` outputs of ``batch_groups``' groups as one array of the first ``n``
+    (the images' outputs, in order, without the padding), on the host if they are host arrays
+    and on the device if not."""
+    xp = np if isinstance(outputs[0], np.ndarray) else jnp
+    return xp.concatenate(outputs).reshape(-1, *outputs[0].shape[2:])[:n]
 
 
 class Evaluator:
@@ -131,4 +138,4 @@ def predict(state: TrainState, images: np.ndarray, batch_size: int = 256,
     conv = conv_impl()
     out = [jax.device_get(_infer(state, group, count, conv=conv))
            for group, count in batch_groups(images, batch_size, batches_per_call)]
-    return np.concatenate(out).reshape(-1, *out[0].shape[2:])[: len(images)]
+    return ungroup(out, len(images))

@@ -13,7 +13,7 @@ import numpy as np
 
 from jaxcv.models.backbone import Backbone
 from jaxcv.models.layers import ConvImpl, conv_impl, use_conv_impl
-from jaxcv.train.evaluation import BATCHES_PER_CALL, batch_groups, map_group
+from jaxcv.train.evaluation import BATCHES_PER_CALL, batch_groups, map_group, ungroup
 from jaxcv.train.losses import to_float
 
 Variables = dict[str, Any]
@@ -36,7 +36,7 @@ def extract_features(model: Backbone, variables: Variables, images: np.ndarray |
     conv = conv_impl()
     out = [_features(backbone, variables, jnp.asarray(group), count, conv)
            for group, count in batch_groups(images, batch_size, batches_per_call)]
-    return jnp.concatenate(out).reshape(-1, *out[0].shape[2:])[:len(images)]
+    return ungroup(out, len(images))
 
 
 @functools.partial(jax.jit, static_argnums=(0, 4))
