@@ -20,7 +20,7 @@ from jaxcv.train import make_optimizer
 
 SYNTHESIS = ("activation_maximization", "deep_dream", "neural_style")  # no dataset: tests/test_synthesis_studies.py
 SCRIPTS = sorted(p.stem for p in (ROOT / "experiments").glob("*.py") if p.stem not in SYNTHESIS)
-SMALL = ("--dataset", "shapes/cifar", "--train-size", "256", "--test-size", "200", "--batch-size", "64")
+SMALL = ("--dataset", "shapes/cifar", "--train-size", "128", "--test-size", "64", "--batch-size", "64")
 
 
 def _scalars(folder):
@@ -79,7 +79,7 @@ def test_batchnorm_cifar_writes_resumes_and_logs(shapes_cifar, run_study, tmp_pa
 def test_stream_sequential_seeds_and_the_parameter_table(shapes_cifar, run_study, tmp_path, capsys):
     """``--stream`` trains from host batches; ``--sequential-seeds`` trains each seed alone, the
     same models as the vmapped group; report 000's parameter table is printed."""
-    args = ("--dataset", "shapes/cifar", "--train-size", "256", "--test-size", "200", "--epochs", "1", "--seeds", "2",
+    args = ("--dataset", "shapes/cifar", "--train-size", "128", "--test-size", "64", "--epochs", "1", "--seeds", "2",
             "--stream")
     together, _ = run_study("mnist_baseline", tmp_path / "vmapped", *args)
     apart, summary = run_study("mnist_baseline", tmp_path / "sequential", *args, "--sequential-seeds")

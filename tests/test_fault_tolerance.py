@@ -1,5 +1,5 @@
 """What a run survives, and how it fails when it cannot go on (the README's "Resuming, damage
-and failures"), each probed on a tiny run: ``mnist_baseline``'s model on 256 shapes, 1–2 epochs.
+and failures"), each probed on a tiny run: ``mnist_baseline``'s model on 128 shapes, 1–2 epochs.
 
 - A damaged latest checkpoint (data truncated, zeroed or overwritten, a part missing) is named,
   set aside, and the previous epoch resumes: the run ends as if nothing had happened.
@@ -27,7 +27,7 @@ from jaxcv.models import get_model
 from jaxcv.train import Checkpointer, NonFiniteLossError, fit_many, make_optimizer
 from jaxcv.train.checkpoint import DIGESTS
 
-SMALL = ("--dataset", "shapes/cifar", "--train-size", "256", "--test-size", "200", "--batch-size", "64")
+SMALL = ("--dataset", "shapes/cifar", "--train-size", "128", "--test-size", "64", "--batch-size", "64")
 KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
 
 
@@ -147,7 +147,7 @@ def test_an_interrupt_during_a_save_takes_effect_once_the_epoch_is_saved(signum,
 @pytest.fixture(scope="module")
 def small(shapes_cifar, data_dir):
     """The data, model and options of ``mnist_baseline`` run with ``SMALL`` (one compiled program)."""
-    train, test = ({k: v[:n] for k, v in split.items()} for split, n in zip(shapes_cifar, (256, 200)))
+    train, test = ({k: v[:n] for k, v in split.items()} for split, n in zip(shapes_cifar, (128, 64)))
     model = get_model("mnist_cnn", num_classes=num_classes("shapes/cifar", data_dir))
     return model, train, test, dict(seeds=[0], optimizer=make_optimizer("adadelta", 1.0), batch_size=64,
                                     progress=False)

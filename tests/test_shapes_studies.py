@@ -7,7 +7,7 @@ from conftest import study
 
 pytestmark = pytest.mark.optimized  # they train for real: conftest.py
 
-SMALL = ("--epochs", "1", "--seeds", "1", "--train-size", "64", "--test-size", "200")
+SMALL = ("--epochs", "1", "--seeds", "1", "--train-size", "64", "--test-size", "64")
 
 
 def _figures(out, *names):

@@ -5,7 +5,7 @@ import pytest
 
 pytestmark = pytest.mark.optimized  # they train for real: conftest.py
 
-SMALL = ("--dataset", "shapes/cifar", "--test-size", "200", "--epochs", "1")
+SMALL = ("--dataset", "shapes/cifar", "--test-size", "64", "--epochs", "1")
 
 
 def _figures(out, *names):
@@ -14,7 +14,7 @@ def _figures(out, *names):
 
 
 def test_overfitting_mnist(shapes_cifar, run_study, tmp_path):
-    history, summary = run_study("overfitting_mnist", tmp_path, *SMALL, "--seeds", "2", "--train-size", "256",
+    history, summary = run_study("overfitting_mnist", tmp_path, *SMALL, "--seeds", "2", "--train-size", "128",
                                  "--batch-size", "64", "--wide-fc", "256")
     assert set(history) == {"mnist_cnn[dropout_rate=0.25]", "mnist_cnn[dropout_rate=0]", "no_dropout_fc256"}
     assert set(history["mnist_cnn[dropout_rate=0]"]) == {"0", "1"}
@@ -23,7 +23,7 @@ def test_overfitting_mnist(shapes_cifar, run_study, tmp_path):
 
 
 def test_batch_size_mnist(shapes_cifar, run_study, tmp_path):
-    history, summary = run_study("batch_size_mnist", tmp_path, *SMALL, "--seeds", "1", "--train-size", "256",
+    history, summary = run_study("batch_size_mnist", tmp_path, *SMALL, "--seeds", "1", "--train-size", "128",
                                  "--batch-sizes", "32,128")
     assert set(history) == {"batch32", "batch128"}
     assert "| batch 32 |" in summary and "| batch 128 |" in summary
@@ -38,7 +38,7 @@ def test_architecture_mnist(shapes_cifar, run_study, tmp_path):
 
 
 def test_lenet_cifar(shapes_cifar, run_study, tmp_path):
-    history, summary = run_study("lenet_cifar", tmp_path, *SMALL, "--seeds", "1", "--train-size", "320",
+    history, summary = run_study("lenet_cifar", tmp_path, *SMALL, "--seeds", "1", "--train-size", "128",
                                  "--batch-size", "64")
     assert set(history) == {"lenet", "lenet_model1", "lenet_model2"}
     assert "| fc2 | 650 | 640 | +10 |" in summary and "| total | 390,410 | 390,400 | +10 |" in summary
@@ -46,8 +46,8 @@ def test_lenet_cifar(shapes_cifar, run_study, tmp_path):
 
 
 def test_callbacks_study(shapes_cifar, run_study, tmp_path):
-    history, summary = run_study("callbacks_study", tmp_path, "--dataset", "shapes/cifar", "--test-size", "200",
-                                 "--epochs", "3", "--seeds", "1", "--train-size", "128", "--batch-size", "64",
+    history, summary = run_study("callbacks_study", tmp_path, "--dataset", "shapes/cifar", "--test-size", "64",
+                                 "--epochs", "3", "--seeds", "1", "--train-size", "64", "--batch-size", "64",
                                  "--patience", "1", "--lr-patience", "1", "--dropout-rates", "0,0.3")
     assert {"none", "early_stopping", "reduce_lr", "both", "dropout[dropout_rate=0]",
             "dropout[dropout_rate=0.3]"} == set(history)
@@ -57,20 +57,20 @@ def test_callbacks_study(shapes_cifar, run_study, tmp_path):
 
 
 def test_hparam_search(shapes_cifar, run_study, tmp_path):
-    _, summary = run_study("hparam_search", tmp_path, *SMALL, "--train-size", "128", "--trials", "3", "--vmap", "2")
+    _, summary = run_study("hparam_search", tmp_path, *SMALL, "--train-size", "64", "--trials", "3", "--vmap", "2")
     table = summary.split("| sampler |")[1]
     assert table.count("| random |") == 3 and table.count("| tpe |") == 3
     assert "**Best**" in summary
     _figures(tmp_path, "search")
     # --trials and --samplers say which runs to make, not what a run is: the search resumes
-    _, summary = run_study("hparam_search", tmp_path, *SMALL, "--train-size", "128", "--trials", "2", "--vmap", "2",
+    _, summary = run_study("hparam_search", tmp_path, *SMALL, "--train-size", "64", "--trials", "2", "--vmap", "2",
                            "--samplers", "random")
     table = summary.split("| sampler |")[1]
     assert table.count("| random |") == 3 and "| tpe |" not in table
 
 
 def test_augmentation_cifar(shapes_cifar, run_study, tmp_path):
-    history, summary = run_study("augmentation_cifar", tmp_path, *SMALL, "--train-size", "256", "--seeds", "1",
+    history, summary = run_study("augmentation_cifar", tmp_path, *SMALL, "--train-size", "128", "--seeds", "1",
                                  "--grid-transforms", "zoom,horizontal_flip")
     grid = {"grid/none", "grid/zoom", "grid/horizontal_flip", "grid/zoom+horizontal_flip"}
     assert set(history) == {"none", "keras_cifar10_cnn"} | grid
