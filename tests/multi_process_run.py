@@ -50,7 +50,7 @@ if mode == "train":
     study = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(study)
     study.run(["--data-dir", data_dir, "--out", str(out / "study"), "--dataset", "shapes/cifar", "--train-size", "128",
-               "--test-size", "64", "--epochs", "2", "--seeds", "2", "--batch-size", "64", "--stream",
+               "--test-size", "200", "--epochs", "2", "--seeds", "2", "--batch-size", "64", "--stream",
                "--optimizer", "sgd", "--lr", "0.01", "--no-progress"])
 if jax.process_index() == 0:
     print(json.dumps(result))
