@@ -87,8 +87,8 @@ def pytest_unconfigure(config):
 
 SLOWEST_FILES = ("test_training_studies.py", "test_shapes_learning.py", "test_experiments.py",
                  "test_transfer_studies.py", "test_train.py", "test_parallel.py", "test_real_data.py")
-"""The test files that take longest, slowest first (a run on 2 workers, 2026-12-07: 153, 83, 78,
-77, 72, 69 and 61 s; every other file under 40 s)."""
+"""The test files that take longest, slowest first (a run on 2 workers, 2026-12-07 18:35 UTC: 155,
+82, 76, 74, 67, 64 and 61 s; every other file under 42 s)."""
 
 
 def pytest_collection_modifyitems(items):
