@@ -86,9 +86,10 @@ def pytest_unconfigure(config):
 
 
 SLOWEST_FILES = ("test_training_studies.py", "test_shapes_learning.py", "test_experiments.py",
-                 "test_transfer_studies.py", "test_train.py", "test_parallel.py", "test_real_data.py")
+                 "test_transfer_studies.py", "test_parallel.py", "test_real_data.py")
 """The test files that take longest, slowest first (a run on 2 workers, 2026-12-07 18:35 UTC: 155,
-82, 76, 74, 67, 64 and 61 s; every other file under 42 s)."""
+82, 76, 74, 64 and 61 s; every other file under 42 s, test_train.py since its streamed learning
+test became test_shapes_learning.py's deep CNN)."""
 
 
 def pytest_collection_modifyitems(items):

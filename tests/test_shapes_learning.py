@@ -8,8 +8,8 @@ from jaxcv import inspection
 from jaxcv.data import denoise_pairs, vertex_targets
 from jaxcv.models import get_model
 from jaxcv.models.layers import use_conv_impl
-from jaxcv.train import (classification, evaluate_arrays, fit, make_optimizer, predict, psnr, reconstruction,
-                         vertex_regression)
+from jaxcv.train import (classification, evaluate_arrays, fit, host_batches, make_optimizer, predict, psnr,
+                         reconstruction, vertex_regression)
 
 pytestmark = pytest.mark.optimized  # they train for real: conftest.py
 
@@ -27,7 +27,7 @@ PATCH = STRIDE = 8  # 9 x 9 positions tiling the 72 x 72 image
 
 def _trained(name, train, epochs, batch_size=32, loss_fn=classification):
     return fit(get_model(name), train, None, optimizer=make_optimizer("adam", 1e-3), epochs=epochs,
-               batch_size=batch_size, loss_fn=loss_fn, progress=False).state
+               batch_size=batch_size, loss_fn=loss_fn, progress=False)
 
 
 def _scores(state, test, loss_fn=classification):
@@ -37,20 +37,25 @@ def _scores(state, test, loss_fn=classification):
 
 def _fit(name, train, test, epochs, batch_size=32, loss_fn=classification):
     """Train, then score on ``test`` once."""
-    return _scores(_trained(name, train, epochs, batch_size, loss_fn), test, loss_fn)
+    return _scores(_trained(name, train, epochs, batch_size, loss_fn).state, test, loss_fn)
 
 
 @pytest.fixture(scope="module")
 def deep_cnn(shapes_hard):
-    """Report 004's deep CNN, three epochs on ``shapes/hard``: two tests judge it."""
-    return _trained("shapes_deep_cnn", shapes_hard[0], epochs=3)
+    """Report 004's deep CNN (with BatchNorm), three epochs on ``shapes/hard`` streamed from the
+    host (the path of sets that do not fit on the device; the other models here, and real MNIST,
+    learn on device-held sets): two tests judge it."""
+    return _trained("shapes_deep_cnn", host_batches(shapes_hard[0], 32), epochs=3)
 
 
 def test_deep_cnn_solves_the_hard_task_and_the_linear_model_does_not(shapes_hard, deep_cnn):
     train, test = shapes_hard
-    deep = _scores(deep_cnn, test)
+    deep = _scores(deep_cnn.state, test)
     linear = _fit("shapes_linear", train, test, epochs=3)
-    assert deep["val_accuracy"] >= 0.90
+    assert deep["val_accuracy"] >= 0.90  # 0.98 here, as on a device-held set
+    h = deep_cnn.history
+    assert [r["epoch"] for r in h] == [1, 2, 3] and h[2]["train_loss"] < h[1]["train_loss"] < h[0]["train_loss"]
+    assert deep_cnn.compile_seconds > 0 and all(r["epoch_seconds"] > 0 for r in h)
     assert linear["val_accuracy"] <= deep["val_accuracy"] - 0.2
 
 
@@ -82,7 +87,7 @@ def test_the_most_damaging_patch_lies_on_the_shape(shapes_hard, deep_cnn):
     1 / 1.3, so the pixels darker than mid-grey are the shape (every fully inked pixel and no
     blank one, checked against the generator's coverage for the whole test split)."""
     train, test = shapes_hard
-    state = deep_cnn
+    state = deep_cnn.state
     images, labels = test["image"][:48], test["label"][:48]
     correct = predict(state, images).argmax(-1) == labels
     fill = train["image"].mean() / 255  # Zeiler & Fergus' grey: the training set's mean
