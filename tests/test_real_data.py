@@ -409,10 +409,11 @@ def test_real_mnist_checksums(mnist_full):
 
 @pytest.mark.optimized
 def test_learns_real_mnist_training_digits(mnist_full):
-    """Report 000's CNN and optimizer, one epoch on 24,000 real training digits (187 steps),
-    scored on the whole real test set (0.967 here)."""
+    """Report 000's CNN and optimizer, one epoch on 16,000 real training digits (250 steps of 64),
+    scored on the whole real test set (0.970 here; 24,000 digits in 187 steps of 128 took 1.6 times
+    as long for 0.967)."""
     train, test = mnist_full
-    train = {k: v[:24000] for k, v in train.items()}
+    train = {k: v[:16000] for k, v in train.items()}
     result = fit(get_model("mnist_cnn"), train, test, optimizer=make_optimizer("adadelta", 1.0), epochs=1,
-                 batch_size=128, progress=False)
+                 batch_size=64, progress=False)
     assert result.history[-1]["val_accuracy"] >= 0.96, result.history
