@@ -75,13 +75,13 @@ def test_autotune_measures_once_then_reads_its_cache(tmp_path, monkeypatch):
     fastest = min(per_step, key=per_step.get)
     default = "xla_chunked/scan" if XLA_CPU_CONV_FAST else "im2col/scan"  # on the CPU
     tie = per_step.get(default, math.inf) <= (1 + autotune.TIE) * per_step[fastest]  # then it keeps the default
-    assert first.execution["execution"] == (default if tie else fastest)
-    fastest = first.execution["execution"]
+    picked = first.execution["execution"]
+    assert picked == (default if tie else fastest)
     entry, = json.loads((tmp_path / "autotune.json").read_text()).values()
-    assert entry["execution"] == fastest and entry["signature"]["batch_size"] == 16
+    assert entry["execution"] == picked and entry["signature"]["batch_size"] == 16
     monkeypatch.setenv(autotune.ENV, "auto")
     again = _fit(None)  # no setting of its own: $JAXCV_EXECUTION's
-    assert again.execution["source"] == "cached" and again.execution["execution"] == fastest
+    assert again.execution["source"] == "cached" and again.execution["execution"] == picked
     monkeypatch.setenv(autotune.ENV, "xla/unroll2")
     assert _fit(None).execution == {"execution": "xla/unroll2", "source": "pinned"}
     monkeypatch.delenv(autotune.ENV)
