@@ -63,6 +63,17 @@ def test_streamed_batches_train_the_same_model_however_many_a_call_takes():
     assert _fit(None, data=stream).execution["execution"].endswith("/stream8")  # the default
 
 
+@pytest.mark.parametrize("driver", ["stream", "stream8"])
+def test_a_stream_must_give_the_batch_size_fit_was_given(driver):
+    """The size that ``fit`` reports is the size that trains: a stream of other batches is
+    refused before training; a batch of another size in an epoch is named, whoever stacks it."""
+    with pytest.raises(UsageError, match="batches hold 16 examples, but the batch size is 32"):
+        fit(TINY, host_batches(DATA, 16), None, optimizer=optax.adam(1e-2), epochs=1, batch_size=32, progress=False)
+    full, partial = {k: v[:16] for k, v in DATA.items()}, {k: v[:8] for k, v in DATA.items()}
+    with pytest.raises(UsageError, match=r"batch 2 of epoch 1 .* \(8, 10, 10, 1\).*every batch must have the same"):
+        _fit(f"im2col/{driver}", data=lambda epoch: [full, full] + [partial] * epoch)
+
+
 def test_autotune_measures_once_then_reads_its_cache(tmp_path, monkeypatch):
     monkeypatch.setenv(autotune.CACHE_ENV, str(tmp_path / "autotune.json"))
     monkeypatch.setattr(autotune, "TIMED_STEPS", 4)

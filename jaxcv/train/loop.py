@@ -49,7 +49,7 @@ class FitOptions:
     optimizer: optax.GradientTransformation
     epochs: int
     batch_size: int
-    """Global batch, split over the mesh's devices (a stream's batches have their own size)."""
+    """Global batch, split over the mesh's devices (a stream's batches must have this size)."""
     loss_fn: LossFn = classification
     augment: Augment | None = None
     """A random transform of every training batch, inside the compiled step."""
