@@ -70,8 +70,14 @@ def test_a_stream_must_give_the_batch_size_fit_was_given(driver):
     with pytest.raises(UsageError, match="batches hold 16 examples, but the batch size is 32"):
         fit(TINY, host_batches(DATA, 16), None, optimizer=optax.adam(1e-2), epochs=1, batch_size=32, progress=False)
     full, partial = {k: v[:16] for k, v in DATA.items()}, {k: v[:8] for k, v in DATA.items()}
-    with pytest.raises(UsageError, match=r"batch 2 of epoch 1 .* \(8, 10, 10, 1\).*every batch must have the same"):
+    with pytest.raises(UsageError, match=r"batch 2 of epoch 1 .* is {'image': 'uint8\[8, 10, 10, 1\]', 'label': "
+                                         r"'int32\[8\]'}, unlike its first batch, {'image': 'uint8\[16, 10, 10, 1\]'"):
         _fit(f"im2col/{driver}", data=lambda epoch: [full, full] + [partial] * epoch)
+    floats = {"image": full["image"].astype(np.float32), "label": full["label"]}
+    with pytest.raises(UsageError, match=r"batch 1 of epoch 0 .* is {'image': 'float32\[16, 10, 10, 1\]'"):
+        _fit(f"im2col/{driver}", data=lambda epoch: [full, floats])
+    wider = {"image": full["image"], "label": full["label"].astype(np.int64)}  # int32 on the device all the same
+    assert len(_fit(f"im2col/{driver}", data=lambda epoch: [full, wider]).history) == 2
 
 
 def test_autotune_measures_once_then_reads_its_cache(tmp_path, monkeypatch):

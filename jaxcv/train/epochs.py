@@ -184,13 +184,15 @@ class StreamedEpochs:
         return self.first
 
     def _checked(self, batch: Arrays, epoch: int, index: int) -> Arrays:
-        """``batch``, refused (by its place in the epoch) unless shaped like the first: one
-        compiled program takes every batch."""
-        shapes, expected = ({k: v.shape for k, v in b.items()} for b in (batch, self._first()))
-        if shapes != expected:
-            raise UsageError(f"batch {index} of epoch {epoch} of the training stream has shapes {shapes}, not "
-                             f"those of its first batch, {expected}: every batch must have the same size (drop a "
-                             f"last, partial batch)")
+        """``batch``, refused (by its place in the epoch) unless its arrays have the first
+        batch's shapes and dtypes (as jax holds them: int64 is int32 without x64): one compiled
+        program takes every batch."""
+        layout, expected = ({k: f"{jax.dtypes.canonicalize_dtype(v.dtype)}{list(v.shape)}" for k, v in b.items()}
+                            for b in (batch, self._first()))
+        if layout != expected:
+            raise UsageError(f"batch {index} of epoch {epoch} of the training stream is {layout}, unlike its first "
+                             f"batch, {expected}: every batch must have the same size and dtypes (drop a last, "
+                             f"partial batch)")
         return batch
 
     def _steps(self, state, data, rng):
