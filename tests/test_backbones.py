@@ -28,10 +28,17 @@ def test_strided_conv_matches_flax_in_value_and_gradient(impl, kernel, strides, 
     ours = Conv(4, kernel, padding, strides=strides)
     theirs = nn.Conv(4, kernel, strides=strides, padding=padding)
     variables = ours.init(jax.random.key(0), x)
-    grad = lambda m: jax.grad(lambda v, x: (m.apply(v, x) ** 2).sum(), argnums=(0, 1))(variables, x)  # noqa: E731
+
+    def output_and_grads(module):
+        """Jitted, each a new function: traced, so computed, with the block's formulation."""
+        loss = lambda v, x: (module.apply(v, x) ** 2).sum()  # noqa: E731
+        return (jax.jit(lambda v, x: module.apply(v, x))(variables, x),
+                jax.jit(jax.grad(loss, argnums=(0, 1)))(variables, x))
+
     with use_conv_impl(impl):
-        np.testing.assert_allclose(ours.apply(variables, x), theirs.apply(variables, x), rtol=1e-5, atol=1e-5)
-        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4), grad(ours), grad(theirs))
+        (out, grads), (expected, expected_grads) = output_and_grads(ours), output_and_grads(theirs)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4), grads, expected_grads)
 
 
 @pytest.mark.parametrize("size", [8, 9])

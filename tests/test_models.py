@@ -114,9 +114,10 @@ def test_every_conv_formulation_matches_xla_conv(padding, kernel, strides):
     weights = jax.random.normal(jax.random.key(2), conv.apply(variables, x).shape)  # a gradient unlike the output
     out, grads = {}, {}
     for impl in ("im2col", "xla", "xla_chunked"):
-        with use_conv_impl(impl):
-            out[impl] = conv.apply(variables, x)
-            grads[impl] = jax.grad(lambda v, x: (conv.apply(v, x) * weights).sum(), argnums=(0, 1))(variables, x)
+        with use_conv_impl(impl):  # read as the functions are traced
+            out[impl] = jax.jit(lambda v, x: conv.apply(v, x))(variables, x)
+            loss = lambda v, x: (conv.apply(v, x) * weights).sum()  # noqa: E731
+            grads[impl] = jax.jit(jax.grad(loss, argnums=(0, 1)))(variables, x)
     for impl in ("im2col", "xla_chunked"):
         np.testing.assert_allclose(out[impl], out["xla"], rtol=1e-5, atol=1e-5)
         jax.tree.map(lambda u, w: np.testing.assert_allclose(u, w, rtol=1e-4, atol=1e-4), grads[impl], grads["xla"])
@@ -137,12 +138,13 @@ def test_xla_chunked_vmapped_computes_each_model_alone(models_at_once):
     with use_conv_impl("xla_chunked"):
         grad = jax.vmap(jax.grad(loss, argnums=(0, 1)), in_axes=(v_axis, 0, 0))
         jaxpr = str(jax.make_jaxpr(grad)(variables, x, weights))
-        grads = grad(variables, x, weights)
+        grads = jax.jit(grad)(variables, x, weights)
     assert "feature_group_count=3" not in jaxpr
     with use_conv_impl("xla"):
+        alone_grad = jax.jit(jax.grad(loss, argnums=(0, 1)))
         for i in range(3):
             alone = variables if not models_at_once else jax.tree.map(lambda v: v[i], variables)
-            expected = jax.grad(loss, argnums=(0, 1))(alone, x[i], weights[i])
+            expected = alone_grad(alone, x[i], weights[i])
             jax.tree.map(lambda u, w: np.testing.assert_allclose(u[i], w, rtol=1e-4, atol=1e-4), grads, expected)
 
 
