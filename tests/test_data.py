@@ -132,7 +132,7 @@ def test_stream_gives_each_host_its_share(shapes_easy, data_dir, monkeypatch):
         for host, part in enumerate(parts):  # host i holds the i-th block of 16 of the global batch
             np.testing.assert_array_equal(part["image"], global_batch["image"][host * 16:(host + 1) * 16])
     monkeypatch.setattr(streaming.jax, "process_count", lambda: hosts)
-    with pytest.raises(ValueError, match="multiple of the 3 hosts"):
+    with pytest.raises(UsageError, match="multiple of the 3 hosts"):
         stream("shapes/easy", "test", 64, data_dir)
 
 

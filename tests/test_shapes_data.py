@@ -8,6 +8,7 @@ import pytest
 
 from jaxcv.data import EMBEDDED, denoise_pairs, sort_vertices, vertex_targets
 from jaxcv.data.shapes import polygon_coverage, render_triangle
+from jaxcv.errors import UsageError
 from jaxcv.train import psnr, reconstruction, vertex_regression
 
 
@@ -43,7 +44,7 @@ def test_triangles_split(shapes_triangles):
     np.testing.assert_array_equal(raw["target"], train["vertices"])
     assert (np.diff(sorted_["target"][:, ::2], axis=1) >= 0).all()
     assert not (np.diff(raw["target"][:, ::2], axis=1) >= 0).all()
-    with pytest.raises(ValueError, match="shapes/triangles"):
+    with pytest.raises(UsageError, match="needs a 'vertices' feature.*it has image, label.*use shapes/triangles"):
         vertex_targets({"image": train["image"], "label": train["label"]})
 
 

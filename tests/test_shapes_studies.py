@@ -4,6 +4,7 @@ script's command line is checked in test_experiments.py)."""
 import pytest
 
 from conftest import study
+from jaxcv.errors import UsageError
 
 pytestmark = pytest.mark.optimized  # they train for real: conftest.py
 
@@ -36,6 +37,13 @@ def test_shapes_denoising(shapes_denoise, run_study, tmp_path):
     assert "val_psnr" in history["hourglass"]["0"][0]
     assert "| hourglass | 46,913 |" in summary and "noisy input PSNR" in summary
     _figures(tmp_path, "curves", "denoised")
+
+
+@pytest.mark.parametrize("script,task", [("shapes_regression", "shapes/triangles"), ("shapes_denoising", "shapes/denoise")])
+def test_a_dataset_without_the_tasks_targets_is_a_usage_error(script, task, shapes_easy, run_study, tmp_path):
+    """One line and exit code 2 from the command line (``experiment.main``), not a traceback."""
+    with pytest.raises(UsageError, match=f"use {task}"):
+        run_study(script, tmp_path, *SMALL, "--dataset", "shapes/easy")
 
 
 @pytest.mark.parametrize("script,words", [("shapes_classification", "--easy-dataset"), ("shapes_regression", "sorted"),

@@ -11,6 +11,7 @@ import numpy as np
 
 from jaxcv.data.originals import DataUnavailableError
 from jaxcv.data.pipeline import ARRAY_RECORD, Arrays, check_split, numeric, prepared_builder
+from jaxcv.errors import UsageError
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -36,7 +37,7 @@ def stream(name: str, split: str, batch_size: int, data_dir: str | os.PathLike |
 
     hosts, host = jax.process_count(), jax.process_index()
     if batch_size < 1 or batch_size % hosts:
-        raise ValueError(f"batch_size {batch_size} must be a positive multiple of the {hosts} hosts")
+        raise UsageError(f"batch size {batch_size} must be a positive multiple of the {hosts} hosts it is split over")
     builder = prepared_builder(name, data_dir)
     check_split(builder, split)
     if builder.info.file_format != ARRAY_RECORD:

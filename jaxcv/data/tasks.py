@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from jaxcv.errors import UsageError
+
 Arrays = dict[str, np.ndarray]
 
 
 def _need(arrays: Arrays, key: str, dataset: str) -> np.ndarray:
+    """``arrays[key]``; a ``UsageError`` where the dataset asked for lacks it (a study's
+    ``--dataset`` that is not the task's: one line, not a traceback)."""
     if key not in arrays:
-        raise ValueError(f"these arrays have no {key!r} feature (they have {', '.join(sorted(arrays))}); "
-                         f"load {dataset}")
+        raise UsageError(f"this task needs a {key!r} feature, which the dataset does not have (it has "
+                         f"{', '.join(sorted(arrays))}): use {dataset}, or a dataset with {key!r}")
     return arrays[key]
 
 
