@@ -198,8 +198,10 @@ class Study:
     def _check_resumable(self, defaults: Mapping[str, Any]) -> None:
         """Refuse a folder holding checkpoints of runs defined by other options, or whose
         options are not recorded (an option the record does not name, one added since, counts
-        as at its default; folders from before ``identity.json`` have only config.json)."""
-        if not (self.out / "checkpoints").exists():
+        as at its default; folders from before ``identity.json`` have only config.json).  A
+        start that failed before its first checkpoint (the options are recorded as training
+        begins) holds none: its rerun may change the options that made it fail."""
+        if not _holds_checkpoints(self.out / "checkpoints"):
             return
         record = next((p for p in (self.identity_path, self.out / "config.json") if p.exists()), None)
         if record is None:
@@ -360,6 +362,11 @@ def _hold(folder: Path) -> None:
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())
     _HELD[folder.resolve()] = fd
+
+
+def _holds_checkpoints(folder: Path) -> bool:
+    """Whether any saved epoch (a numbered folder, as orbax names them) lies under ``folder``."""
+    return any(p.name.isdigit() and p.is_dir() for p in folder.rglob("*"))
 
 
 def _first(data: Arrays, n: int | None) -> Arrays:

@@ -6,7 +6,8 @@ and failures"), each probed on a tiny run: ``mnist_baseline``'s model on 128 sha
 - A model whose loss turns non-finite fails its study (exit 2, named), marked in the summary and
   its table; history.json stays strict JSON.
 - A rerun cannot mislabel numbers: fewer epochs than were trained is refused, the compile time
-  is kept, a lost or emptied config.json neither blocks nor relabels a run.
+  is kept, a lost or emptied config.json neither blocks nor relabels a run; a start that failed
+  before its first checkpoint blocks nothing.
 - One process per run folder; an --out that cannot be created is a one-line usage error.
 """
 
@@ -21,9 +22,11 @@ import pytest
 
 from conftest import study
 from jaxcv import experiment
+from jaxcv.bench import synthetic
 from jaxcv.data import num_classes
 from jaxcv.errors import UsageError
 from jaxcv.models import get_model
+from jaxcv.models.cnn import MnistCNN
 from jaxcv.train import Checkpointer, NonFiniteLossError, fit_many, make_optimizer
 from jaxcv.train.checkpoint import DIGESTS
 
@@ -256,6 +259,26 @@ def test_a_start_that_fails_leaves_no_record_of_runs(tmp_path, capsys):
     study_.write_summary("# nothing trained")
     assert json.loads((tmp_path / "config.json").read_text())["study"] == "probe"
     assert not (tmp_path / "checkpoints").exists()  # a rerun with other settings stays free
+
+
+def test_a_start_that_fails_before_its_first_checkpoint_leaves_the_folder_free(tmp_path):
+    """The options are recorded with the checkpoints as training begins; a run that fails
+    before it saves an epoch (here: a batch larger than its data) holds none, so its rerun may
+    change them.  Once an epoch is saved, other options are refused."""
+    p = experiment.parser("probe", "", dataset="shapes/cifar", epochs=1, batch_size=64, seeds=1)
+
+    def run(batch_size):
+        study_ = experiment.Study("probe", p, ["--out", str(tmp_path), "--batch-size", batch_size])
+        return study_.run("v", MnistCNN(conv_features=(4,), dense_features=(8,)), synthetic((10, 10, 1), 64), None,
+                          optimizer=make_optimizer("sgd", 0.1))
+
+    with pytest.raises(UsageError, match="64 training examples make no batch of 128"):
+        run("128")
+    assert (tmp_path / "checkpoints" / "identity.json").exists()
+    assert run("32")
+    assert (tmp_path / "checkpoints" / "v" / "1").is_dir()  # epoch 1 saved
+    with pytest.raises(UsageError, match=r"other settings \(batch_size\)"):
+        experiment.Study("probe", p, ["--out", str(tmp_path), "--batch-size", "16"])
 
 
 def test_a_sigterm_stops_a_study_as_a_ctrl_c_does(capsys):
