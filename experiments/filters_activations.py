@@ -1,10 +1,10 @@
 """Filters and activations, first vs last epoch (reports 000 Task 3 and 003 §3.5-3.7).
 
 A conv layer's filters (default: the first) after the first and after the last saved epoch (or --epoch),
-side by side on one scale with how far each filter moved; for a colour model, the filters in
-colour and one input channel at a time; the layer's feature maps for one test image at both
-epochs, and the first against the last conv layer's; per-layer weight histograms at both epochs
-and of the change between them.  mnist_cnn on MNIST (report 000); cifar_cnn with a colour
+side by side on one scale with how far each filter moved (a deeper layer's as a mosaic per input
+channel); for a colour model, the filters in colour and one input channel at a time; the layer's
+feature maps for one test image at both epochs, and the first against the last conv layer's;
+per-layer weight histograms at both epochs and of the change between them.  mnist_cnn on MNIST (report 000); cifar_cnn with a colour
 --dataset such as cifar10 (report 003).  --from inspects a run an earlier study trained (its
 first and last saved epochs); without it, the model is trained here first.
 """
@@ -31,20 +31,29 @@ def run(argv: Sequence[str] | None = None) -> None:
     p.add_control("--image", type=int, default=0, help="index of the test image whose activations are shown")
     study = experiment.Study(STUDY, p, argv)
     args = study.args
-    dataset, _, test, model, last = runs.inspected_run(study)
-    if not 0 <= args.image < len(test["image"]):
-        raise UsageError(f"--image {args.image} is not one of the {len(test['image'])} test images")
+
+    def check(model, test):
+        if not 0 <= args.image < len(test["image"]):
+            raise UsageError(f"--image {args.image} is not one of the {len(test['image'])} test images")
+        inspection.check_layers(model, test["image"], conv_layer=args.layer)
+
+    dataset, _, test, model, last = runs.inspected_run(study, check)
     first = runs.load_run(last.run_dir, last.variant, last.seed, last.epochs[0])
     convs = inspection.conv_layers(last.variables)
     layer = args.layer or convs[0]
     epochs = {f"epoch {first.epoch}": first.variables, f"epoch {last.epoch}": last.variables}
     where = f"{type(model).__name__} on {dataset}"
 
-    change = inspection.filter_change(first.variables, last.variables, layer)
-    plot_filter_change(change.before, change.after, change.distance, study.figure(f"filters_{layer}"),
-                       labels=tuple(epochs), title=f"{where}: {layer} filters (one scale: mid-grey is 0)")
-    figures = [f"filters_{layer}"]
     kernel_channels = inspection.conv_kernel(last.variables, layer).shape[2]
+    per_channel = kernel_channels not in (1, 3)  # a deeper layer's filters are neither grey nor RGB images
+    change = inspection.filter_change(first.variables, last.variables, layer, per_channel=per_channel)
+    before, after = ((inspection.tile(m, pad=3) for m in (change.before, change.after)) if per_channel
+                     else (change.before, change.after))
+    cells = f", one cell per input channel ({kernel_channels})" if per_channel else ""
+    plot_filter_change(before, after, change.distance, study.figure(f"filters_{layer}"),
+                       labels=(f"epoch {first.epoch}", f"epoch {last.epoch}"),  # both, if the same epoch
+                       title=f"{where}: {layer} filters{cells} (one scale: mid-grey is 0)")
+    figures = [f"filters_{layer}"]
     if kernel_channels == 3:
         channels = inspection.filter_grid(last.variables, layer, per_channel=True)
         plot_mosaics({"RGB": inspection.filter_grid(last.variables, layer),

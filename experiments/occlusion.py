@@ -38,11 +38,18 @@ def run(argv: Sequence[str] | None = None) -> None:
                   help="test images over which the on-shape rate is measured (shapes/easy, shapes/hard)")
     study = experiment.Study(STUDY, p, argv)
     args = study.args
-    dataset, train, test, model, trained = runs.inspected_run(study)
+
+    def patch_and_stride(image_shape):
+        patch = args.patch or max(2, round(min(image_shape[1:3]) * 2 / 9))
+        return patch, args.stride or max(1, patch // 3)
+
+    def check(model, test):
+        inspection.check_patch(test["image"].shape, *patch_and_stride(test["image"].shape))
+        inspection.check_layers(model, test["image"], conv_layer=args.layer)
+
+    dataset, train, test, model, trained = runs.inspected_run(study, check)
     variables = trained.variables
-    side = min(test["image"].shape[1:3])
-    patch = args.patch or max(2, round(side * 2 / 9))
-    stride = args.stride or max(1, patch // 3)
+    patch, stride = patch_and_stride(test["image"].shape)
     fill = train["image"].reshape(-1, train["image"].shape[-1]).mean(0) / 255  # Zeiler & Fergus' grey
 
     n = max(args.examples, args.measure if dataset in MASKED else 0)

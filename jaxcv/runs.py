@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from pathlib import Path
-from typing import Any, Mapping, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -184,16 +184,20 @@ class Inspected(NamedTuple):
     run: RestoredRun
 
 
-def inspected_run(study: experiment.Study) -> Inspected:
+def inspected_run(study: experiment.Study, check: Callable[[nn.Module, Arrays], None] | None = None) -> Inspected:
     """The data and model to inspect (``--model``, or ``default_model``), with its variables at
     ``--epoch`` (default: the last saved): the ``--from`` run's, checked to be that model's;
     or else the model trained here first (``--epochs``, ``--seeds``, ``--optimizer``,
-    ``--lr``) as the variant named after it, read back from the study's own checkpoints."""
+    ``--lr``) as the variant named after it, read back from the study's own checkpoints.
+    ``check(model, test)`` refuses the study's own options (a layer, an image index) once the
+    model and data are known, before anything trains or loads: a typo costs no epochs."""
     args = study.args
     dataset = source_dataset(study)
     train, test, num_classes = study.load_data(dataset)
     name = args.model or default_model(dataset, test["image"].shape)
     model = get_model(name, num_classes=num_classes)
+    if check is not None:
+        check(model, test)
     if args.source is None:
         print(f"no --from run given: training {name} on {dataset} for {args.epochs} epoch(s) first")
         study.run(name, model, train, test, optimizer=make_optimizer(args.optimizer, args.lr))

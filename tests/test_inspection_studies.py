@@ -86,6 +86,12 @@ def test_filters_activations_then_tsne_and_occlusion_from_its_run(shapes_cifar, 
         assert (trained / f"{name}.png").stat().st_size > 5_000, name
     before = _files(trained)
 
+    deeper = tmp_path / "conv2"  # 32 input channels: a mosaic of the 32 filters per input channel
+    _inspect("filters_activations", deeper, data_dir, "--from", str(trained), *TINY, "--layer", "conv2")
+    results = json.loads((deeper / "results.json").read_text())
+    assert results["layer"] == "conv2" and len(results["filter_distance"]) == 32
+    assert (deeper / "filters_conv2.png").stat().st_size > 5_000 and not (deeper / "filters_conv2_channels.png").exists()
+
     out = tmp_path / "tsne"
     summary = _inspect("tsne_mnist", out, data_dir, "--from", str(trained), "--test-size", "64", "--points", "60",
                            "--perplexity", "10", "--epoch", "1")
@@ -113,6 +119,18 @@ def test_filters_activations_then_tsne_and_occlusion_from_its_run(shapes_cifar, 
         with pytest.raises(UsageError, match=message):
             _inspect(script, tmp_path / "bad", data_dir, "--from", str(trained), "--test-size", "64", *argv)
     assert _files(trained) == before
+
+
+@pytest.mark.parametrize("script,argv,message", [
+    ("filters_activations", ("--layer", "pool1"), "unknown conv layer 'pool1'"),
+    ("filters_activations", ("--image", "64"), "--image 64 is not one of the 64 test images"),
+    ("tsne_mnist", ("--layer", "conv9"), "unknown layer 'conv9'"),
+    ("occlusion", ("--patch", "40"), "patch must be 1 to 32 pixels")])
+def test_an_inspecting_study_refuses_its_options_before_it_trains(script, argv, message, shapes_cifar, run_study,
+                                                                   tmp_path):
+    with pytest.raises(UsageError, match=message):
+        run_study(script, tmp_path, *TINY, *argv)
+    assert not (tmp_path / "checkpoints").exists()  # no epoch spent on a typo
 
 
 @pytest.mark.optimized  # its deep CNN's jitted steps go wrong at jaxlib 0.10's -O0 (conftest.py): NaN here

@@ -85,6 +85,20 @@ def check_conv_layer(variables: Variables, layer: str) -> None:
         raise UsageError(f"unknown conv layer {layer!r}; this model's conv layers are {', '.join(names) or 'none'}")
 
 
+def check_layers(model: nn.Module, images: Any, *, conv_layer: str | None = None,
+                 feature_name: str | None = None) -> None:
+    """A ``UsageError`` for a ``conv_layer`` or ``feature_name`` that ``model`` lacks, found by
+    tracing it on the shape of ``images`` (nothing computed): a study checks its ``--layer``
+    before it trains the model, not after."""
+    sample = jax.ShapeDtypeStruct((1, *images.shape[1:]), images.dtype)
+    (_, features), variables = jax.eval_shape(
+        lambda x: model.init_with_output(jax.random.key(0), to_float(x), train=False), sample)
+    if conv_layer is not None:
+        check_conv_layer(variables, conv_layer)
+    if feature_name is not None:
+        feature(features, feature_name)
+
+
 def conv_kernel(variables: Variables, layer: str) -> jax.Array:
     """The ``(kh, kw, in, out)`` kernel of convolution ``layer``."""
     check_conv_layer(variables, layer)

@@ -68,6 +68,16 @@ def _occlusion(model: nn.Module, variables: Variables, images: jax.Array, labels
     return OcclusionMaps(true_prob, top_prob, top_class, clear_prob, classes)
 
 
+def check_patch(image_shape: Sequence[int], patch: int, stride: int) -> None:
+    """A ``UsageError`` unless a ``patch``-pixel square moved by ``stride`` fits images of
+    ``image_shape`` (N, H, W, C)."""
+    h, w = image_shape[1:3]
+    if not 1 <= patch <= min(h, w):
+        raise UsageError(f"occlusion patch must be 1 to {min(h, w)} pixels for {h}x{w} images, got {patch}")
+    if stride < 1:
+        raise UsageError(f"occlusion stride must be >= 1 pixel, got {stride}")
+
+
 def occlusion(model: nn.Module, variables: Variables, images: jax.Array, labels: jax.Array | None = None, *,
               patch: int, stride: int, fill: float | Sequence[float] | None = None, batch_size: int = 256
               ) -> OcclusionMaps:
@@ -78,11 +88,7 @@ def occlusion(model: nn.Module, variables: Variables, images: jax.Array, labels:
     (default: the model's predictions on the clear images).  Every position of every image
     runs through one compiled call, ``batch_size`` occluded images at a time."""
     images = jnp.asarray(images)
-    h, w = images.shape[1:3]
-    if not 1 <= patch <= min(h, w):
-        raise UsageError(f"occlusion patch must be 1 to {min(h, w)} pixels for {h}x{w} images, got {patch}")
-    if stride < 1:
-        raise UsageError(f"occlusion stride must be >= 1 pixel, got {stride}")
+    check_patch(images.shape, patch, stride)
     check_batch_size(batch_size)
     fill = None if fill is None else jnp.asarray(fill, jnp.float32)
     return _occlusion(model, variables, images, as_labels(labels, images), patch, stride, fill, batch_size)
