@@ -4,9 +4,10 @@ A conv layer's filters (default: the first) after the first and after the last s
 side by side on one scale with how far each filter moved (a deeper layer's as a mosaic per input
 channel); for a colour model, the filters in colour and one input channel at a time; the layer's
 feature maps for one test image at both epochs, and the first against the last conv layer's;
-per-layer weight histograms at both epochs and of the change between them.  mnist_cnn on MNIST (report 000); cifar_cnn with a colour
---dataset such as cifar10 (report 003).  --from inspects a run an earlier study trained (its
-first and last saved epochs); without it, the model is trained here first.
+per-layer weight histograms at both epochs and of the change between them.  mnist_cnn on MNIST
+(report 000); cifar_cnn with a colour --dataset such as cifar10 (report 003).  --from inspects a
+run an earlier study trained (its first and last saved epochs); without it, the model is trained
+here first.
 """
 
 from __future__ import annotations

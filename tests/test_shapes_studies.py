@@ -39,7 +39,8 @@ def test_shapes_denoising(shapes_denoise, run_study, tmp_path):
     _figures(tmp_path, "curves", "denoised")
 
 
-@pytest.mark.parametrize("script,task", [("shapes_regression", "shapes/triangles"), ("shapes_denoising", "shapes/denoise")])
+@pytest.mark.parametrize("script,task", [("shapes_regression", "shapes/triangles"),
+                                         ("shapes_denoising", "shapes/denoise")])
 def test_a_dataset_without_the_tasks_targets_is_a_usage_error(script, task, shapes_easy, run_study, tmp_path):
     """One line and exit code 2 from the command line (``experiment.main``), not a traceback."""
     with pytest.raises(UsageError, match=f"use {task}"):
