@@ -1,5 +1,6 @@
 """Hyper-parameter search (report 002): optuna over optimizer, learning rate, weight decay,
-momentum, dropout, batch size and BatchNorm, with the random and the TPE sampler.
+momentum, dropout, batch size (16 to 128, those the training set fills) and BatchNorm, with the
+random and the TPE sampler (--batch-size is not used: the search draws it).
 
 Report 002 ran 30 trials and found Adam-family optimizers with dropout 0.5 and BatchNorm best.
 Here each sampler runs --trials trials of the Keras CIFAR CNN.  Trials go --vmap at a time:
@@ -22,6 +23,7 @@ from typing import Sequence
 import optuna
 
 from jaxcv import experiment
+from jaxcv.errors import UsageError
 from jaxcv.models import get_model
 from jaxcv.train import OPTIMIZERS, FitResult, make_optimizer
 from jaxcv.viz import markdown_table, plot_lines
@@ -30,12 +32,22 @@ STUDY = "hparam_search"
 SAMPLERS = {"random": optuna.samplers.RandomSampler, "tpe": optuna.samplers.TPESampler}
 STRUCTURE = ("optimizer", "batch_size", "batchnorm")  # shared by a vmapped group
 MOMENTUM = ("sgd", "rmsprop")
+BATCH_SIZES = (16, 32, 64, 128)
 
 
-def suggest(trial: optuna.Trial) -> dict:
+def batch_sizes(examples: int) -> list[int]:
+    """The searched batch sizes that ``examples`` training images fill at least once: a larger
+    one would fail its trial after the others trained."""
+    if not (fitting := [b for b in BATCH_SIZES if b <= examples]):
+        raise UsageError(f"{examples} training images make no batch of the search's smallest, {BATCH_SIZES[0]}; "
+                         f"raise --train-size")
+    return fitting
+
+
+def suggest(trial: optuna.Trial, batch_size_choices: Sequence[int]) -> dict:
     """One point of the search space (momentum only for the optimizers that use it)."""
     params = {"optimizer": trial.suggest_categorical("optimizer", OPTIMIZERS),
-              "batch_size": trial.suggest_categorical("batch_size", [16, 32, 64, 128]),
+              "batch_size": trial.suggest_categorical("batch_size", list(batch_size_choices)),
               "batchnorm": trial.suggest_categorical("batchnorm", [False, True]),
               "learning_rate": trial.suggest_float("learning_rate", 1e-5, 1e-1, log=True),
               "weight_decay": trial.suggest_float("weight_decay", 1e-6, 1e-1, log=True),
@@ -61,6 +73,7 @@ def run(argv: Sequence[str] | None = None) -> None:
     study = experiment.Study(STUDY, p, argv)
     args = study.args
     train, test, num_classes = study.load_data()
+    choices = batch_sizes(len(train["image"]))
     storage = f"sqlite:///{(study.out / 'optuna.db').resolve()}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -74,12 +87,12 @@ def run(argv: Sequence[str] | None = None) -> None:
         while (done := len(search.get_trials(states=(optuna.trial.TrialState.COMPLETE,
                                                       optuna.trial.TrialState.PRUNED)))) < args.trials:
             group = [search.ask()]
-            points = [suggest(group[0])]
+            points = [suggest(group[0], choices)]
             for _ in range(min(args.vmap, args.trials - done) - 1):
                 if not search.get_trials(states=(optuna.trial.TrialState.WAITING,)):
                     search.enqueue_trial({k: points[0][k] for k in STRUCTURE})
                 group.append(search.ask())
-                points.append(suggest(group[-1]))
+                points.append(suggest(group[-1], choices))
             train_group(study, name, group, points, search, train, test, num_classes)
         trials[name] = search.get_trials(states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))
     summarise(study, trials)

@@ -3,6 +3,9 @@ script's command line is checked in test_experiments.py)."""
 
 import pytest
 
+from conftest import study
+from jaxcv.errors import UsageError
+
 pytestmark = pytest.mark.optimized  # they train for real: conftest.py
 
 SMALL = ("--dataset", "shapes/cifar", "--test-size", "64", "--epochs", "1")
@@ -67,6 +70,13 @@ def test_hparam_search(shapes_cifar, run_study, tmp_path):
                            "--samplers", "random")
     table = summary.split("| sampler |")[1]
     assert table.count("| random |") == 3 and "| tpe |" not in table
+
+
+def test_hparam_search_draws_only_batch_sizes_its_training_set_fills():
+    batch_sizes = study("hparam_search").batch_sizes
+    assert batch_sizes(64) == [16, 32, 64] and batch_sizes(50_000) == [16, 32, 64, 128]
+    with pytest.raises(UsageError, match="8 training images make no batch of the search's smallest, 16"):
+        batch_sizes(8)
 
 
 def test_augmentation_cifar(shapes_cifar, run_study, tmp_path):
