@@ -183,17 +183,16 @@ class StreamedEpochs:
             self.first = first
         return self.first
 
-    def _checked(self, batch: Arrays, epoch: int, index: int) -> Arrays:
-        """``batch``, refused (by its place in the epoch) unless its arrays have the first
-        batch's shapes and dtypes (as jax holds them: int64 is int32 without x64): one compiled
-        program takes every batch."""
-        layout, expected = ({k: f"{jax.dtypes.canonicalize_dtype(v.dtype)}{list(v.shape)}" for k, v in b.items()}
-                            for b in (batch, self._first()))
-        if layout != expected:
-            raise UsageError(f"batch {index} of epoch {epoch} of the training stream is {layout}, unlike its first "
-                             f"batch, {expected}: every batch must have the same size and dtypes (drop a last, "
-                             f"partial batch)")
-        return batch
+    def _checked(self, batches: Iterable[Arrays], epoch: int) -> Iterator[Arrays]:
+        """``batches``, each refused (by its place in the epoch) unless its arrays have the
+        first batch's shapes and dtypes: one compiled program takes every batch."""
+        expected = _layout(self._first())
+        for index, batch in enumerate(batches):
+            if (layout := _layout(batch)) != expected:
+                raise UsageError(f"batch {index} of epoch {epoch} of the training stream is {layout}, unlike its "
+                                 f"first batch, {expected}: every batch must have the same size and dtypes (drop a "
+                                 f"last, partial batch)")
+            yield batch
 
     def _steps(self, state, data, rng):
         """``(state, (stacked batches, start, count), rng) -> (state, metric sums)``."""
@@ -217,8 +216,7 @@ class StreamedEpochs:
     def __call__(self, state: TrainState, rngs: jax.Array, active: jax.Array, epoch: int
                  ) -> tuple[TrainState, Metrics]:
         totals, steps = None, 0
-        batches = (self._checked(b, epoch, i) for i, b in enumerate(self.batches(epoch)))
-        for group in _groups(batches, self.k):
+        for group in _groups(self._checked(self.batches(epoch), epoch), self.k):
             stacked = {k: np.stack([b[k] for b in group] + [np.zeros_like(group[0][k])] * (self.k - len(group)))
                        for k in group[0]}
             data = (parallel.put_local_batch(stacked, self.sharding), jnp.int32(steps), jnp.int32(len(group)))
@@ -228,6 +226,11 @@ class StreamedEpochs:
         if totals is None:
             raise UsageError(f"the training stream gave no batch in epoch {epoch}")
         return state, jax.tree.map(lambda t: t / steps, totals)
+
+
+def _layout(batch: Arrays) -> dict[str, str]:
+    """Each array's dtype, as jax holds it (int64 is int32 without x64), and shape: ``uint8[32, 28, 28, 1]``."""
+    return {k: f"{jax.dtypes.canonicalize_dtype(v.dtype)}{list(v.shape)}" for k, v in batch.items()}
 
 
 def _groups(items: Iterable[Arrays], size: int) -> Iterator[list[Arrays]]:
