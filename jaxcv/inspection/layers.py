@@ -89,7 +89,9 @@ def check_layers(model: nn.Module, images: Any, *, conv_layer: str | None = None
                  feature_name: str | None = None) -> None:
     """A ``UsageError`` for a ``conv_layer`` or ``feature_name`` that ``model`` lacks, found by
     tracing it on the shape of ``images`` (nothing computed): a study checks its ``--layer``
-    before it trains the model, not after."""
+    before it trains the model, not after.  Without names, nothing to trace."""
+    if conv_layer is None and feature_name is None:
+        return
     sample = jax.ShapeDtypeStruct((1, *images.shape[1:]), images.dtype)
     (_, features), variables = jax.eval_shape(
         lambda x: model.init_with_output(jax.random.key(0), to_float(x), train=False), sample)
