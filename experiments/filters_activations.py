@@ -48,8 +48,9 @@ def run(argv: Sequence[str] | None = None) -> None:
     kernel_channels = inspection.conv_kernel(last.variables, layer).shape[2]
     per_channel = kernel_channels not in (1, 3)  # a deeper layer's filters are neither grey nor RGB images
     change = inspection.filter_change(first.variables, last.variables, layer, per_channel=per_channel)
-    before, after = ((inspection.tile(m, pad=3) for m in (change.before, change.after)) if per_channel
-                     else (change.before, change.after))
+    before, after = change.before, change.after
+    if per_channel:  # one mosaic of the layer's filters per input channel, the mosaics tiled apart
+        before, after = inspection.tile(before, pad=3), inspection.tile(after, pad=3)
     cells = f", one cell per input channel ({kernel_channels})" if per_channel else ""
     plot_filter_change(before, after, change.distance, study.figure(f"filters_{layer}"),
                        labels=(f"epoch {first.epoch}", f"epoch {last.epoch}"),  # both, if the same epoch
