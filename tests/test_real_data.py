@@ -271,6 +271,22 @@ def test_unreadable_image_is_named(tmp_path, capsys):
     assert last.startswith("error: ") and "dogs/1.png: not a readable image" in last
 
 
+@pytest.mark.parametrize("argv,message", [
+    (["shapes/easy", "--to", "FILE"], "--to FILE: not a folder this user may write"),
+    (["shapes/easy", "--name", "mine", "--size", "8"], "--name, --size: for image_folder only, not shapes/easy"),
+    (["mnist", "--test-fraction", "0.5"], "--test-fraction: for image_folder only, not mnist"),
+])
+def test_prepare_refuses_what_it_would_not_do_as_asked(tmp_path, monkeypatch, capsys, argv, message):
+    """An explicit --to that cannot be written is refused, not swapped for the default data dir;
+    image_folder's options given to another kind are refused, not ignored."""
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "default"))
+    (tmp_path / "FILE").write_text("")
+    monkeypatch.chdir(tmp_path)
+    assert main(["prepare", *argv]) == 2
+    assert capsys.readouterr().err == f"error: {message}\n"
+    assert not (tmp_path / "default").exists()
+
+
 def _cut(path: Path, keep: float) -> None:
     path.write_bytes(path.read_bytes()[: int(path.stat().st_size * keep)])
 
