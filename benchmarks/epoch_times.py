@@ -28,10 +28,12 @@ import importlib.util
 import itertools
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Sequence
 
 import jax
 import numpy as np
@@ -185,7 +187,7 @@ def autotune_table(records: list[dict]) -> str:
                           rows) if rows else ""
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", default=None, help=f"comma-separated, from {', '.join(WORKLOADS)} (default: all)")
     p.add_argument("--modes", default="default",
@@ -208,7 +210,7 @@ def main() -> None:
                    help=f"a smoke run in about a minute: {QUICK['models']} unless --models, "
                         f"{QUICK['examples']} examples, {QUICK['repeats']} repeats")
     p.add_argument("--json", type=Path, default=None, help="where to write the records (.md and .png go beside it)")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     try:
         models, absent = available_workloads((args.models or (QUICK["models"] if args.quick else ",".join(WORKLOADS)))
                                              .split(","))
@@ -221,6 +223,16 @@ def main() -> None:
     except UsageError as e:
         p.error(str(e))
     examples = args.examples or (QUICK["examples"] if args.quick else None)
+    # what would fail only after minutes of timing, or be skipped without a word, refused now
+    if short := {n: count for n in models if (count := examples or WORKLOADS[n].examples) < args.batch_size}:
+        p.error(f"--batch-size {args.batch_size} is more than an epoch's examples: "
+                + ", ".join(f"{n} {count:,}" for n, count in short.items()))
+    if peers and not set(models) & set(PEER_MODELS):
+        p.error(f"the peers time {', '.join(PEER_MODELS)} only, none of which --models names")
+    if args.peer_python is not None and shutil.which(args.peer_python) is None:
+        p.error(f"--peer-python {args.peer_python}: not an interpreter that can be run")
+    if args.json is not None and args.json.is_dir():
+        p.error(f"--json {args.json} is a folder; give the records' file name")
     repeats = args.repeats or (QUICK["repeats"] if args.quick else 3)
     for name in absent:
         print(f"skipping {name}: not in jaxcv's model registry yet")

@@ -168,6 +168,18 @@ def test_table_puts_cpu_and_gpu_side_by_side():
         epoch_times.peer_impls("mxnet")
 
 
+@pytest.mark.parametrize("argv,message", [
+    (["--models", "mnist_cnn", "--examples", "100"], "--batch-size 128 is more than an epoch's examples: mnist_cnn 100"),
+    (["--models", "shapes_linear", "--peers", "torch"], "the peers time mnist_cnn, cifar_cnn, cifar_cnn_bn only"),
+    (["--peers", "torch", "--peer-python", "/no/such/python"], "--peer-python /no/such/python: not an interpreter"),
+    (["--json", "."], "--json . is a folder"),
+])
+def test_epoch_times_refuses_before_timing_what_would_fail_or_be_skipped(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        _script("epoch_times").main(argv)
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
 def test_rounds_keep_the_median_round_and_compare_each_round():
     epoch_times = _script("epoch_times")
     base = {"model": "cifar_cnn", "device": "cpu:cpu", "examples": 4096}
