@@ -19,15 +19,10 @@ from jaxcv.viz import FIT_COLUMNS, epoch_seconds, fit_row, markdown_table, plot_
 STUDY = "batch_size_mnist"
 
 
-def batch_sizes(text: str) -> list[int]:
-    """argparse type: comma-separated positive integers."""
-    return [experiment.positive_int(t) for t in text.split(",")]
-
-
 def run(argv: Sequence[str] | None = None) -> None:
     p = experiment.parser(STUDY, __doc__, dataset="mnist", epochs=12, batch_size=128, seeds=3,
                           optimizer="adadelta", lr=1.0)
-    p.add_control("--batch-sizes", type=batch_sizes, default=[16, 32, 64, 128, 256, 512, 1024],
+    p.add_control("--batch-sizes", type=experiment.positive_ints, default=(16, 32, 64, 128, 256, 512, 1024),
                   help="comma-separated batch sizes, one variant each (--batch-size is unused)")
     p.add_argument("--model", choices=("mnist_cnn", "keras_mnist_cnn"), default="mnist_cnn",
                    help="report 000's CNN or report 001's Keras example")

@@ -23,6 +23,7 @@ import fcntl
 import math
 import os
 import re
+import shutil
 import signal
 import sys
 import tempfile
@@ -35,8 +36,8 @@ import jax
 
 from jaxcv import data as jdata
 from jaxcv.data.smallsets import as_input, per_class
-from jaxcv.errors import UsageError
-from jaxcv.files import read_json, write_json, write_text
+from jaxcv.errors import UsageError, one_line_usage_errors
+from jaxcv.files import read_json, to_json, write_json, write_text
 from jaxcv.train import (OPTIMIZERS, Arrays, BatchStream, FitResult, History, NonFiniteLossError, TensorBoardLog,
                          fit_many, host_batches, maybe_initialize_distributed, parallel)
 from jaxcv.train.steps import PRECISIONS
@@ -51,6 +52,11 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
+
+
+def positive_ints(text: str) -> tuple[int, ...]:
+    """argparse type: comma-separated integers >= 1."""
+    return tuple(positive_int(t) for t in text.split(","))
 
 
 def positive_float(text: str) -> float:
@@ -75,6 +81,20 @@ def folder(text: str) -> str:
     """argparse type: a folder's path, which may not exist yet but is not a file."""
     if Path(text).exists() and not Path(text).is_dir():
         raise argparse.ArgumentTypeError(f"{text} is not a folder")
+    return text
+
+
+def output_file(text: str) -> Path:
+    """argparse type: the path of a file to write, not a folder."""
+    if Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder; give a file name")
+    return Path(text)
+
+
+def program(text: str) -> str:
+    """argparse type: a program that can be run (a path, or a name on ``$PATH``)."""
+    if shutil.which(text) is None:
+        raise argparse.ArgumentTypeError(f"{text}: no program that can be run")
     return text
 
 
@@ -207,8 +227,8 @@ class Study:
         if record is None:
             raise UsageError(f"{self.out} holds checkpoints but no config.json saying how they were trained; "
                              "pass another --out or delete that folder")
-        old = read_json(record)
-        if changed := sorted(k for k in self.config if old.get(k, defaults[k]) != self.config[k]):
+        old = read_json(record)  # compared as JSON: a tuple option reads back as a list
+        if changed := sorted(k for k in self.config if to_json(old.get(k, defaults[k])) != to_json(self.config[k])):
             raise UsageError(f"{self.out} holds checkpoints of a run with other settings "
                              f"({', '.join(changed)}); pass another --out or delete that folder")
 
@@ -393,12 +413,10 @@ def main(run: Callable[[], None]) -> None:
     scheduler pre-empting the job) stops it as a Ctrl-C does, resumable."""
     previous = signal.signal(signal.SIGTERM, _terminated)
     try:
-        enable_compilation_cache()
-        maybe_initialize_distributed()
-        run()
-    except UsageError as e:
-        print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
+        with one_line_usage_errors():
+            enable_compilation_cache()
+            maybe_initialize_distributed()
+            run()
     except KeyboardInterrupt:
         print("interrupted: rerun the same command to resume from the last finished epoch",
               file=sys.stderr)

@@ -25,6 +25,7 @@ from jaxcv import experiment
 from jaxcv.bench import synthetic
 from jaxcv.data import num_classes
 from jaxcv.errors import UsageError
+from jaxcv.files import write_json
 from jaxcv.models import get_model
 from jaxcv.models.cnn import MnistCNN
 from jaxcv.train import Checkpointer, NonFiniteLossError, fit_many, make_optimizer
@@ -227,6 +228,22 @@ def test_reruns_cannot_mislabel_a_run(run_study, tmp_path):
 def _study(out):
     p = experiment.parser("probe", "", dataset="shapes/cifar", epochs=1, batch_size=64, seeds=1)
     return experiment.Study("probe", p, ["--out", str(out)])
+
+
+def test_an_option_of_several_values_resumes_and_a_change_to_it_is_refused(tmp_path):
+    """``--tops 0,1024`` parses to a tuple and reads back from identity.json as a list: the
+    same command resumes (it was refused as "other settings"); other values do not."""
+    def probe(*argv):
+        p = experiment.parser("probe", "", dataset="shapes/cifar", epochs=1, batch_size=64, seeds=1)
+        p.add_argument("--tops", type=experiment.positive_ints, default=(1024,))
+        return experiment.Study("probe", p, ["--out", str(tmp_path), *argv])
+
+    first = probe("--tops", "8,16")
+    (tmp_path / "checkpoints" / "probe" / "seed0" / "1").mkdir(parents=True)  # a saved epoch
+    write_json(first.identity_path, first.config)  # as training begins
+    assert probe("--tops", "8,16").config["tops"] == (8, 16)
+    with pytest.raises(UsageError, match=r"other settings \(tops\)"):
+        probe()
 
 
 def test_a_second_process_is_refused_the_run_folder(tmp_path):
