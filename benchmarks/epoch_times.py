@@ -28,7 +28,6 @@ import importlib.util
 import itertools
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -41,8 +40,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from jaxcv.bench import WORKLOADS, available_workloads, device_info, load, synthetic_task, time_epochs  # noqa: E402
-from jaxcv.errors import UsageError  # noqa: E402
-from jaxcv.experiment import positive_int  # noqa: E402
+from jaxcv.errors import UsageError, one_line_usage_errors  # noqa: E402
+from jaxcv.experiment import output_file, positive_int, program  # noqa: E402
 from jaxcv.models import get_model  # noqa: E402
 from jaxcv.train.autotune import parse_setting  # noqa: E402
 from jaxcv.train.steps import compute_dtype  # noqa: E402
@@ -198,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--precision", default="float32", help="comma-separated, from float32, bf16")
     p.add_argument("--peers", default="", help=f"comma-separated, from {', '.join([*PEERS, *PEER_ALIASES])} "
                                                 f"(on the CPU, for {', '.join(PEER_MODELS)})")
-    p.add_argument("--peer-python", default=None,
+    p.add_argument("--peer-python", type=program, default=None,
                    help="interpreter to run the peers with (default: this one), e.g. a venv with torch")
     p.add_argument("--batch-size", type=positive_int, default=128)
     p.add_argument("--examples", type=positive_int, default=None,
@@ -209,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--quick", action="store_true",
                    help=f"a smoke run in about a minute: {QUICK['models']} unless --models, "
                         f"{QUICK['examples']} examples, {QUICK['repeats']} repeats")
-    p.add_argument("--json", type=Path, default=None, help="where to write the records (.md and .png go beside it)")
+    p.add_argument("--json", type=output_file, default=None, help="where to write the records (.md and .png go beside it)")
     args = p.parse_args(argv)
     try:
         models, absent = available_workloads((args.models or (QUICK["models"] if args.quick else ",".join(WORKLOADS)))
@@ -229,10 +228,6 @@ def main(argv: Sequence[str] | None = None) -> None:
                 + ", ".join(f"{n} {count:,}" for n, count in short.items()))
     if peers and not set(models) & set(PEER_MODELS):
         p.error(f"the peers time {', '.join(PEER_MODELS)} only, none of which --models names")
-    if args.peer_python is not None and shutil.which(args.peer_python) is None:
-        p.error(f"--peer-python {args.peer_python}: not an interpreter that can be run")
-    if args.json is not None and args.json.is_dir():
-        p.error(f"--json {args.json} is a folder; give the records' file name")
     repeats = args.repeats or (QUICK["repeats"] if args.quick else 3)
     for name in absent:
         print(f"skipping {name}: not in jaxcv's model registry yet")
@@ -295,4 +290,5 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with one_line_usage_errors():
+        main()

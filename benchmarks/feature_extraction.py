@@ -24,7 +24,8 @@ import jax.numpy as jnp
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from jaxcv.bench import device_info, synthetic  # noqa: E402
-from jaxcv.experiment import positive_int  # noqa: E402
+from jaxcv.errors import one_line_usage_errors  # noqa: E402
+from jaxcv.experiment import positive_int, positive_ints  # noqa: E402
 from jaxcv.models import get_model  # noqa: E402
 from jaxcv.train import fit, make_optimizer  # noqa: E402
 from jaxcv.transfer import extract_features, head_of, warm_start  # noqa: E402
@@ -43,18 +44,20 @@ def main() -> None:
     p.add_argument("--examples", type=positive_int, default=500, help="training images (default: 500)")
     p.add_argument("--epochs", type=positive_int, default=4, help="epochs per run; the first is not timed (default: 4)")
     p.add_argument("--batch-size", type=positive_int, default=32)
-    p.add_argument("--top", default="256", help="hidden layers of the head, comma-separated (default: 256)")
+    p.add_argument("--top", type=positive_ints, default=(256,), help="hidden layers of the head, comma-separated "
+                                                                      "(default: 256)")
     args = p.parse_args()
     if args.epochs < 2:
         p.error("--epochs must be >= 2 (the first epoch is not timed)")
+    if args.examples < args.batch_size:
+        p.error(f"--examples {args.examples} make no batch of --batch-size {args.batch_size}")
     info = device_info()
     print(f"# {info['host']} ({info['cpu']}), jax {info['jax']}, devices {info['devices']}")
 
     rows = []
     data = synthetic((args.size, args.size, 3), args.examples)
-    top = tuple(int(w) for w in args.top.split(",") if w)
     for name in args.models.split(","):
-        model = get_model(name, num_classes=10, top=top)
+        model = get_model(name, num_classes=10, top=args.top)
         sample = jnp.zeros((1, args.size, args.size, 3))
         variables = jax.jit(lambda x: model.init(jax.random.key(0), x))(sample)  # noqa: B023
         common = dict(optimizer=make_optimizer("adam", 1e-3), epochs=args.epochs, batch_size=args.batch_size,
@@ -69,11 +72,12 @@ def main() -> None:
         rows.append((name, f"{head_s:.4f}", f"{frozen_s:.2f}", f"{frozen_s / head_s:.0f}×", f"{extraction:.2f}",
                      f"{cached.compile_seconds:.1f}", f"{frozen.compile_seconds:.1f}"))
         print(rows[-1], flush=True)
-    print(f"\n{args.examples} images of {args.size} px, batch {args.batch_size}, head {list(top)}, "
+    print(f"\n{args.examples} images of {args.size} px, batch {args.batch_size}, head {list(args.top)}, "
           f"median of {args.epochs - 1} epoch(s)\n")
     print(markdown_table(["backbone", "s / epoch, head on cached features", "s / epoch, head through the frozen "
                           "backbone", "speedup", "extraction s (once)", "compile s, cached", "compile s, frozen"], rows))
 
 
 if __name__ == "__main__":
-    main()
+    with one_line_usage_errors():
+        main()

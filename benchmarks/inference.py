@@ -22,7 +22,8 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 from jaxcv.bench import device_info, load, median_seconds, synthetic, timed  # noqa: E402
-from jaxcv.experiment import positive_int  # noqa: E402
+from jaxcv.errors import one_line_usage_errors  # noqa: E402
+from jaxcv.experiment import positive_int, positive_ints  # noqa: E402
 from jaxcv.models import get_model  # noqa: E402
 from jaxcv.train import create_state, make_optimizer, predict  # noqa: E402
 from jaxcv.train.losses import to_float  # noqa: E402
@@ -39,7 +40,8 @@ def main() -> None:
     p.add_argument("--images", type=positive_int, default=10240, help="images to predict (default: 10240)")
     p.add_argument("--feature-images", type=positive_int, default=1024,
                    help="64x64 images through vgg16's features (default: 1024)")
-    p.add_argument("--per-call", default="1,8", help="batches per compiled call to compare (default: 1,8)")
+    p.add_argument("--per-call", type=positive_ints, default=(1, 8),
+                   help="batches per compiled call to compare (default: 1,8)")
     p.add_argument("--repeats", type=positive_int, default=3)
     args = p.parse_args()
     info = device_info()
@@ -59,7 +61,7 @@ def main() -> None:
 
     rows = []
     for what, fn in calls.items():
-        for k in (int(v) for v in args.per_call.split(",")):
+        for k in args.per_call:
             record = median_seconds(lambda: fn(k), args.repeats)
             before = page_faults()
             timed(fn, k)  # one more warm call, to count its page faults alone
@@ -73,4 +75,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with one_line_usage_errors():
+        main()

@@ -31,7 +31,8 @@ import numpy as np  # noqa: E402
 
 from jaxcv import inspection  # noqa: E402
 from jaxcv.bench import device_info, load, median_seconds, synthetic  # noqa: E402
-from jaxcv.experiment import positive_int  # noqa: E402
+from jaxcv.errors import UsageError, one_line_usage_errors  # noqa: E402
+from jaxcv.experiment import output_file, positive_int  # noqa: E402
 from jaxcv.inspection.batching import map_batches  # noqa: E402
 from jaxcv.inspection.layers import forward  # noqa: E402
 from jaxcv.models import get_model  # noqa: E402
@@ -67,8 +68,12 @@ def main() -> None:
     p.add_argument("--batch-size", type=positive_int, default=256, help="images per batch inside a call")
     p.add_argument("--repeats", type=positive_int, default=5)
     p.add_argument("--tsne-points", type=int, default=2500, help="0 skips t-SNE (default: 2500)")
-    p.add_argument("--json", type=Path, help="where to write the records (default: benchmarks/results/)")
+    p.add_argument("--json", type=output_file, help="where to write the records (default: benchmarks/results/)")
     args = p.parse_args()
+    try:
+        inspection.check_patch((args.images, 28, 28, 1), args.patch, args.stride)  # mnist_cnn's images
+    except UsageError as e:
+        p.error(str(e))
     info = device_info()
     print(f"# {info['host']} ({info['cpu']}), jax {info['jax']}, devices {info['devices']}, load {load()}")
 
@@ -122,4 +127,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with one_line_usage_errors():
+        main()

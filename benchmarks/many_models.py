@@ -16,6 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from jaxcv.bench import WORKLOADS, device_info, synthetic  # noqa: E402
+from jaxcv.errors import one_line_usage_errors  # noqa: E402
 from jaxcv.experiment import positive_int  # noqa: E402
 from jaxcv.models import get_model  # noqa: E402
 from jaxcv.train import fit, fit_many, make_optimizer  # noqa: E402
@@ -42,6 +43,8 @@ def main() -> None:
         p.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(SHAPES)}")
     if args.epochs < 2:
         p.error("--epochs must be >= 2 (the first epoch is not timed)")
+    if args.examples < args.batch_size:
+        p.error(f"--examples {args.examples} make no batch of --batch-size {args.batch_size}")
     info = device_info()
     print(f"# {info['host']} ({info['cpu']}), jax {info['jax']}, devices {info['devices']}")
 
@@ -62,4 +65,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with one_line_usage_errors():
+        main()

@@ -34,8 +34,8 @@ import jax
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from jaxcv.bench import WORKLOADS, available_workloads, device_info, load, synthetic_task, time_epochs  # noqa: E402
-from jaxcv.errors import UsageError  # noqa: E402
-from jaxcv.experiment import positive_int  # noqa: E402
+from jaxcv.errors import UsageError, one_line_usage_errors  # noqa: E402
+from jaxcv.experiment import output_file, positive_int, positive_ints  # noqa: E402
 from jaxcv.local_cluster import run_processes  # noqa: E402
 from jaxcv.models import get_model  # noqa: E402
 from jaxcv.train import maybe_initialize_distributed  # noqa: E402
@@ -47,11 +47,6 @@ DEVICE_COUNTS = (1, 2, 4, 8)
 LAYOUTS = ((1, 4), (2, 2), (4, 1))
 QUICK = {"examples": 1024, "batch_sizes": (32, 128, 512), "device_counts": (1, 2), "repeats": 1}
 JOB_TIMEOUT = 1800  # seconds for one simulated job, its processes killed past it
-
-
-def ints(text: str) -> tuple[int, ...]:
-    """argparse type: comma-separated positive integers."""
-    return tuple(positive_int(t) for t in text.split(","))
 
 
 def layouts(text: str) -> tuple[tuple[int, int], ...]:
@@ -91,13 +86,13 @@ def main() -> None:
     p.add_argument("--model", default="mnist_cnn", help=f"one of {', '.join(WORKLOADS)}")
     p.add_argument("--examples", type=positive_int, default=None, help="examples in one epoch (default 8192)")
     p.add_argument("--batch-size", type=positive_int, default=128, help="batch of the data and device sweeps")
-    p.add_argument("--batch-sizes", type=ints, default=None, help=f"default {','.join(map(str, BATCH_SIZES))}")
-    p.add_argument("--device-counts", type=ints, default=None, help=f"default {','.join(map(str, DEVICE_COUNTS))}")
+    p.add_argument("--batch-sizes", type=positive_ints, default=None, help=f"default {','.join(map(str, BATCH_SIZES))}")
+    p.add_argument("--device-counts", type=positive_ints, default=None, help=f"default {','.join(map(str, DEVICE_COUNTS))}")
     p.add_argument("--layouts", type=layouts, default=LAYOUTS,
                    help=f"processes x devices each; default {','.join(f'{a}x{b}' for a, b in LAYOUTS)}")
     p.add_argument("--repeats", type=positive_int, default=None, help="timed epochs per point (median; default 3)")
     p.add_argument("--quick", action="store_true", help="a smoke run: few examples, batch sizes and devices")
-    p.add_argument("--json", type=Path, default=None, help="where to write the records (.md, .png beside it)")
+    p.add_argument("--json", type=output_file, default=None, help="where to write the records (.md, .png beside it)")
     p.add_argument("--child-devices", type=positive_int, default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     maybe_initialize_distributed()
@@ -179,4 +174,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with one_line_usage_errors():
+        main()

@@ -34,7 +34,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from jaxcv.bench import compile_clock, device_info, load, timed  # noqa: E402
-from jaxcv.experiment import positive_int  # noqa: E402
+from jaxcv.errors import one_line_usage_errors  # noqa: E402
+from jaxcv.experiment import output_file, positive_int, program  # noqa: E402
 from jaxcv.synthesis import Network, optimise  # noqa: E402
 from jaxcv.synthesis.filters import filter_objective, filter_settings, grey_noise  # noqa: E402
 from jaxcv.synthesis.network import caffe_input, vgg16  # noqa: E402
@@ -104,13 +105,13 @@ def main() -> None:
     p.add_argument("--size", type=positive_int, default=400, help="style image side, px")
     p.add_argument("--iterations", type=positive_int, default=3, help="timed style iterations")
     p.add_argument("--peers", default="keras-tf,torch", help=f"comma-separated, from {', '.join(PEERS)} (or none)")
-    p.add_argument("--peer-python", default=sys.executable,
+    p.add_argument("--peer-python", type=program, default=sys.executable,
                    help="the Python that runs the peers, with tensorflow and/or torch (default: this one)")
     p.add_argument("--units", type=positive_int, default=64)
     p.add_argument("--unit-size", type=positive_int, default=128)
     p.add_argument("--unit-steps", type=positive_int, default=20)
     p.add_argument("--skip", default="", help="comma-separated parts to leave out: style, units")
-    p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--json", type=output_file, default=None)
     args = p.parse_args()
     peers = [name for name in args.peers.split(",") if name and name != "none"]
     if unknown := [name for name in peers if name not in PEERS]:
@@ -172,4 +173,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with one_line_usage_errors():
+        main()
