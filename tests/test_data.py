@@ -2,6 +2,7 @@
 streaming (per-epoch shuffles, a share per host), no TensorFlow, clear errors."""
 
 import hashlib
+import logging
 import subprocess
 import sys
 import tempfile
@@ -173,3 +174,14 @@ def test_catalogue_datasets_need_tensorflow_and_say_so(tmp_path, monkeypatch):
         with pytest.raises(DataUnavailableError, match=r"TFDS catalogue dataset 'svhn_cropped' needs TensorFlow.*"
                                                        r"pip install 'jaxcv\[tf\]'"):
             call("svhn_cropped", *(("train",) if call is load_split else ()), str(tmp_path))
+
+
+def test_a_catalogue_lookup_drops_only_tfds_reports_of_its_builders_clashing_with_jaxcvs(caplog):
+    """TFDS imports its own mnist, cifar10 ... on its first catalogue lookup and logs their clash
+    with jaxcv's builders as an error with a traceback, above the one line a user should see."""
+    absl = logging.getLogger("absl")
+    with caplog.at_level(logging.ERROR, logger="absl"), pipeline._without_clash_reports():
+        absl.error("Dataset with name cifar10 already registered.")
+        absl.error("another error")
+    absl.error("Dataset with name mnist already registered.")  # outside a lookup: kept
+    assert [r.getMessage() for r in caplog.records] == ["another error", "Dataset with name mnist already registered."]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import re
 import socket
@@ -233,11 +234,29 @@ def _catalogued(name: str, data_dir: Path, purpose: str) -> tfds.core.DatasetBui
     from jaxcv.data import tfroute
 
     try:
-        tfds.builder_cls(name.split("/", 1)[0])
+        with _without_clash_reports():
+            tfds.builder_cls(name.split("/", 1)[0])
     except tfds.core.registered.DatasetNotFoundError:
         raise _unknown(name) from None
     tfroute.tensorflow(f"{purpose} the TFDS catalogue dataset {name!r}")
     return tfds.builder(name, data_dir=data_dir, file_format=ARRAY_RECORD)
+
+
+def _not_a_clash_report(record: logging.LogRecord) -> bool:
+    return "already registered" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _without_clash_reports() -> Iterator[None]:
+    """TFDS's first catalogue lookup imports its own builders, whose ``mnist``, ``cifar10`` ...
+    clash with jaxcv's builders of those names: TFDS logs each clash as an error with a
+    traceback and carries on (the lookup is right).  Those reports are dropped, nothing else."""
+    absl = logging.getLogger("absl")
+    absl.addFilter(_not_a_clash_report)
+    try:
+        yield
+    finally:
+        absl.removeFilter(_not_a_clash_report)
 
 
 def _prepare_catalogued(name: str, data_dir: str | os.PathLike | None) -> tfds.core.DatasetBuilder:
