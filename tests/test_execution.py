@@ -145,7 +145,7 @@ def test_execution_settings():
     stream = lambda epoch: [{k: v[:16] for k, v in DATA.items()}]  # noqa: E731
     with pytest.raises(UsageError, match="streamed"):
         _fit("unroll2", data=stream)
-    with pytest.raises(UsageError, match="on the device"):
+    with pytest.raises(UsageError, match=r"on the device.*\(a study streams its training set with --stream\)"):
         _fit("stream8")
 
 

@@ -38,8 +38,9 @@ def steps_per_call(driver: str) -> int | None:
     k = driver.removeprefix("unroll")
     if driver.startswith("unroll") and k.isdigit() and int(k) >= 1:
         return int(k)
+    streamed = " (a study streams its training set with --stream)" if driver.startswith("stream") else ""
     raise UsageError(f"unknown epoch driver {driver!r} for a training set on the device; use 'scan' or 'unrollK' "
-                     f"with K >= 1 (e.g. 'unroll8')")
+                     f"with K >= 1 (e.g. 'unroll8'){streamed}")
 
 
 def aot_compile(fn: Callable, *args: Any, donate: bool = False) -> jax.stages.Compiled:
