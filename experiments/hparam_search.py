@@ -8,7 +8,8 @@ the first of a group draws every parameter, the others share its optimizer, batc
 BatchNorm and draw their own learning rate, weight decay, momentum and dropout, and the group
 trains as one vmapped call (--vmap 1: every trial draws everything, as the report did).  A trial
 scores its best validation accuracy; one whose loss diverges is pruned.  The search is stored
-in <out>/optuna.db and every group is checkpointed: rerun the command to resume it.
+in <out>/optuna.db and every group is checkpointed: rerun the command to resume it (the samplers
+are seeded per trial, so a resumed search draws the points of one never interrupted).
 """
 
 from __future__ import annotations
@@ -79,18 +80,19 @@ def run(argv: Sequence[str] | None = None) -> None:
 
     trials = {}
     for name in args.samplers:
-        search = optuna.create_study(study_name=name, storage=storage, direction="maximize",
-                                     sampler=SAMPLERS[name](seed=0), load_if_exists=True)
+        search = optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True)
         for stale in search.get_trials(states=(optuna.trial.TrialState.RUNNING,)):  # an interrupted group
             search.enqueue_trial(stale.params)
             search.tell(stale.number, state=optuna.trial.TrialState.FAIL)
         while (done := len(search.get_trials(states=(optuna.trial.TrialState.COMPLETE,
                                                       optuna.trial.TrialState.PRUNED)))) < args.trials:
-            group = [search.ask()]
-            points = [suggest(group[0], choices)]
-            for _ in range(min(args.vmap, args.trials - done) - 1):
-                if not search.get_trials(states=(optuna.trial.TrialState.WAITING,)):
+            group, points = [], []
+            for i in range(min(args.vmap, args.trials - done)):
+                if i and not search.get_trials(states=(optuna.trial.TrialState.WAITING,)):
                     search.enqueue_trial({k: points[0][k] for k in STRUCTURE})
+                # seeded by the trial's place in the search, not by the process: a resumed search
+                # draws what one never interrupted would have
+                search.sampler = SAMPLERS[name](seed=done + i)
                 group.append(search.ask())
                 points.append(suggest(group[-1], choices))
             train_group(study, name, group, points, search, train, test, num_classes)

@@ -1,6 +1,8 @@
 """The training studies, run in-process on the embedded data for one short epoch (each
 script's command line is checked in test_experiments.py)."""
 
+import math
+
 import pytest
 
 from conftest import study
@@ -77,6 +79,42 @@ def test_hparam_search_draws_only_batch_sizes_its_training_set_fills():
     assert batch_sizes(64) == [16, 32, 64] and batch_sizes(50_000) == [16, 32, 64, 128]
     with pytest.raises(UsageError, match="8 training images make no batch of the search's smallest, 16"):
         batch_sizes(8)
+
+
+def test_an_interrupted_search_resumes_to_the_trials_of_an_uninterrupted_one(shapes_cifar, data_dir, tmp_path,
+                                                                             monkeypatch):
+    """Which points a search draws depends on how many trials it has finished, not on the
+    process: interrupted in a group and rerun (the group trains again, from its checkpoints),
+    it tells optuna the trials of a search never interrupted.  Training is replaced by a score
+    computed from the point; TPE models the scores from its eleventh trial on."""
+    import optuna
+
+    hparam, groups = study("hparam_search"), []
+
+    def score(study_, sampler, group, points, search, *data):
+        groups.append(sampler)
+        if len(groups) == interrupt_at:
+            raise KeyboardInterrupt
+        for trial, point in zip(group, points):
+            search.tell(trial, point["dropout_rate"] - abs(math.log10(point["learning_rate"]) + 3))
+
+    def trials(out):
+        return {name: [(t.params, t.value) for t in optuna.load_study(study_name=name, storage=f"sqlite:///{out}/optuna.db")
+                       .get_trials(states=(optuna.trial.TrialState.COMPLETE,))] for name in ("random", "tpe")}
+
+    def search(out):
+        hparam.run(["--data-dir", data_dir, "--out", str(out), *SMALL, "--train-size", "64", "--trials", "14",
+                    "--vmap", "3"])
+
+    monkeypatch.setattr(hparam, "train_group", score)
+    interrupt_at = 0
+    search(tmp_path / "whole")
+    interrupt_at = len(groups) + 7  # the third group of tpe
+    with pytest.raises(KeyboardInterrupt):
+        search(tmp_path / "resumed")
+    search(tmp_path / "resumed")
+    whole, resumed = trials(tmp_path / "whole"), trials(tmp_path / "resumed")
+    assert len(whole["tpe"]) == 14 and whole == resumed
 
 
 def test_augmentation_cifar(shapes_cifar, run_study, tmp_path):
