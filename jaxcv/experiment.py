@@ -100,10 +100,15 @@ def program(text: str) -> str:
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """``--help`` keeps a study's description as written and shows each option's default
-    (none for flags and options whose absence is their default)."""
+    (none for flags and options whose absence is their default), a list of values as it is
+    typed (``256,128``)."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        return action.help if action.default in (None, False) else super()._get_help_string(action)
+        if action.default in (None, False):
+            return action.help
+        if isinstance(action.default, (list, tuple)):
+            return f"{action.help} (default: {','.join(map(str, action.default))})"
+        return super()._get_help_string(action)
 
 
 class StudyParser(argparse.ArgumentParser):
