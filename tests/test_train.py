@@ -1,3 +1,5 @@
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -196,3 +198,12 @@ def test_tensorboard_tags_pair_train_and_validation():
     assert scalar_tag("val_matched_mse") == "matched_mse/val" and scalar_tag("epoch_seconds") == "seconds/epoch"
     assert scalar_tag("learning_rate") == "optimizer/learning_rate"
     assert scalar_tag("epoch") is None and scalar_tag("models") is None
+
+
+@pytest.mark.parametrize("name,size,layer", [("cifar_cnn", 8, "'Dropout_1' would get an input of shape (1, 0, 0, 64)"),
+                                             ("lenet", 4, "'fc1' would get an input of shape (1, 0)")])
+def test_images_too_small_for_a_model_are_a_usage_error_naming_the_layer(name, size, layer):
+    """Not a ZeroDivisionError from deep inside an initializer (fan-in 0)."""
+    images = {"image": np.zeros((8, size, size, 3), np.uint8), "label": np.zeros(8, np.int32)}
+    with pytest.raises(UsageError, match=rf"^{size}x{size} images are too small for .*: its layer {re.escape(layer)}; "):
+        fit(get_model(name), images, None, optimizer=optax.sgd(0.1), epochs=1, batch_size=8, progress=False)

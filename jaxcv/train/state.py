@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
 from flax import struct
+
+from jaxcv.errors import UsageError
 
 
 class TrainState(struct.PyTreeNode):
@@ -45,7 +48,8 @@ class TrainState(struct.PyTreeNode):
 def create_state(model: nn.Module, tx: optax.GradientTransformation, sample_input: jax.Array,
                  rng: jax.Array) -> TrainState:
     """Initialise ``model`` on ``sample_input`` (a float batch) and ``tx`` on its params."""
-    variables = model.init(rng, sample_input, train=False)
+    with nn.intercept_methods(functools.partial(_refuse_empty_inputs, model, sample_input.shape)):
+        variables = model.init(rng, sample_input, train=False)
     params = variables["params"]
     return TrainState(
         step=jnp.zeros((), jnp.int32),
@@ -57,3 +61,14 @@ def create_state(model: nn.Module, tx: optax.GradientTransformation, sample_inpu
         model=model,
         tx=tx,
     )
+
+
+def _refuse_empty_inputs(model: nn.Module, shape: tuple[int, ...], next_fun: Callable, args: tuple, kwargs: dict,
+                         context: nn.module.InterceptorContext) -> Any:
+    """A layer whose input has no elements (images too small for the model's pooling) is a
+    ``UsageError`` naming it, instead of a ZeroDivisionError in its initializer."""
+    empty = next((x.shape for x in (*args, *kwargs.values()) if 0 in getattr(x, "shape", ())), None)
+    if empty and context.module.name is not None:  # a layer, not the model's own methods
+        raise UsageError(f"{shape[1]}x{shape[2]} images are too small for {type(model).__name__}: its layer "
+                         f"{context.module.name!r} would get an input of shape {empty}; use larger images")
+    return next_fun(*args, **kwargs)
