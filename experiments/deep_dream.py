@@ -88,11 +88,10 @@ def run(argv: Sequence[str] | None = None, network: Network | None = None) -> No
     args = study.args
     dreams, scores = {}, {}
     for name, objective_for in objectives.items():
-        dream = VARIANTS[name]
-        results = optimise_octaves(network, objective_for, image, loop.settings(dream), loop.octaves,
-                                   args.octave_scale, key=jax.random.key(args.seed),
-                                   progress=None if args.no_progress else name)
-        dreams[name] = results[-1].final[0]
+        # each variant's dream kept once made: a rerun after an interrupt dreams only the rest
+        dreams[name] = study.resumable(name, lambda: optimise_octaves(  # noqa: B023 (called at once)
+            network, objective_for, image, loop.settings(VARIANTS[name]), loop.octaves, args.octave_scale,
+            key=jax.random.key(args.seed), progress=None if args.no_progress else name)[-1].final[0])
         write_png(study.out / f"{name}.png", dreams[name])
         # every term of the photograph and of its dream, as the network sees them, weighted as optimised
         objective = objective_for(image.shape)

@@ -33,11 +33,12 @@ from typing import Any, Callable, Mapping, Sequence
 
 import flax.linen as nn
 import jax
+import numpy as np
 
 from jaxcv import data as jdata
 from jaxcv.data.smallsets import as_input, per_class
 from jaxcv.errors import UsageError, one_line_usage_errors
-from jaxcv.files import read_json, to_json, write_json, write_text
+from jaxcv.files import read_json, replacing, to_json, write_json, write_text
 from jaxcv.train import (OPTIMIZERS, Arrays, BatchStream, FitResult, History, NonFiniteLossError, TensorBoardLog,
                          fit_many, host_batches, maybe_initialize_distributed, parallel)
 from jaxcv.train.steps import PRECISIONS
@@ -327,6 +328,24 @@ class Study:
             self.identity_path.parent.mkdir(exist_ok=True)
             write_json(self.identity_path, self.config)
 
+    def resumable(self, name: str, compute: Callable[[], Any]) -> np.ndarray:
+        """``compute()`` (an array) once per run folder: kept as ``checkpoints/<name>.npy``
+        with the options that made it, so a rerun after an interrupt skips it, and a rerun
+        with other options is refused as for trained runs.  For results not trained in epochs
+        (a synthesis study's variants); a damaged file is named and computed again."""
+        path = self.out / "checkpoints" / f"{name}.npy"
+        if path.exists():
+            try:
+                return np.load(path, allow_pickle=False)
+            except (ValueError, EOFError) as e:
+                print(f"{path} is damaged ({e}); computing {name} again", file=sys.stderr)
+        result = np.asarray(compute())
+        self._write_config(with_checkpoints=True)
+        if parallel.is_primary():
+            with replacing(path) as f:
+                np.save(f, result)
+        return result
+
     def write_results(self, name: str, obj: Any) -> Path:
         """A study's numbers as ``<out>/<name>.json`` (atomic, strict JSON; process 0 only)."""
         path = self.out / f"{name}.json"
@@ -390,8 +409,9 @@ def _hold(folder: Path) -> None:
 
 
 def _holds_checkpoints(folder: Path) -> bool:
-    """Whether any saved epoch (a numbered folder, as orbax names them) lies under ``folder``."""
-    return any(p.name.isdigit() and p.is_dir() for p in folder.rglob("*"))
+    """Whether any saved epoch (a numbered folder, as orbax names them) or saved result
+    (``Study.resumable``'s ``.npy``) lies under ``folder``."""
+    return any(p.name.isdigit() and p.is_dir() or p.suffix == ".npy" for p in folder.rglob("*"))
 
 
 def _first(data: Arrays, n: int | None) -> Arrays:

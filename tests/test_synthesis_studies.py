@@ -115,6 +115,32 @@ def test_deep_dream(tmp_path, tiny, preset, argv):
     assert (tmp_path / "dreams.png").exists() and (tmp_path / "layer2.png").exists()
 
 
+def test_an_interrupted_deep_dream_resumes_with_the_variants_it_finished(tmp_path, tiny, monkeypatch):
+    """Interrupted while dreaming its second variant, a rerun dreams only that one and writes
+    what a run never interrupted writes; other options are refused, as for trained runs."""
+    dream_study = study("deep_dream")
+    argv = ["--no-progress", "--rows", "40", "--iterations", "2", "--octaves", "1", "--variants", "layer2,layer5"]
+    dream_study.run(["--out", str(tmp_path / "whole"), *argv], network=tiny)
+    dreamed, interrupts, optimise_octaves = [], [KeyboardInterrupt], dream_study.optimise_octaves
+
+    def interrupted(*args, progress, **kwargs):
+        dreamed.append(progress)
+        if progress == "layer5" and interrupts:
+            raise interrupts.pop()
+        return optimise_octaves(*args, progress=progress, **kwargs)
+
+    monkeypatch.setattr(dream_study, "optimise_octaves", interrupted)
+    out = tmp_path / "resumed"
+    with pytest.raises(KeyboardInterrupt):
+        dream_study.run(["--out", str(out), *argv[1:]], network=tiny)  # named progress bars: the variants
+    dreamed.clear()
+    dream_study.run(["--out", str(out), *argv[1:]], network=tiny)
+    assert dreamed == ["layer5"]
+    assert (out / "scores.json").read_text() == (tmp_path / "whole" / "scores.json").read_text()
+    with pytest.raises(UsageError, match=r"other settings \(iterations\)"):
+        dream_study.run(["--out", str(out), *argv[1:3], "--iterations", "3", *argv[5:]], network=tiny)
+
+
 def test_deep_dream_evaluations_are_for_lbfgs_only(tmp_path, tiny):
     out = tmp_path / "run"
     with pytest.raises(UsageError, match="--preset ascent takes gradient steps"):
