@@ -103,7 +103,7 @@ def test_an_interrupted_search_resumes_to_the_trials_of_an_uninterrupted_one(sha
                        .get_trials(states=(optuna.trial.TrialState.COMPLETE,))] for name in ("random", "tpe")}
 
     def search(out):
-        hparam.run(["--data-dir", data_dir, "--out", str(out), *SMALL, "--train-size", "64", "--trials", "14",
+        hparam.run(["--data-dir", data_dir, "--out", str(out), *SMALL, "--train-size", "64", "--trials", "12",
                     "--vmap", "3"])
 
     monkeypatch.setattr(hparam, "train_group", score)
@@ -114,7 +114,7 @@ def test_an_interrupted_search_resumes_to_the_trials_of_an_uninterrupted_one(sha
         search(tmp_path / "resumed")
     search(tmp_path / "resumed")
     whole, resumed = trials(tmp_path / "whole"), trials(tmp_path / "resumed")
-    assert len(whole["tpe"]) == 14 and whole == resumed
+    assert len(whole["tpe"]) == 12 and whole == resumed
 
 
 def test_augmentation_cifar(shapes_cifar, run_study, tmp_path):
