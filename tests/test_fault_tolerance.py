@@ -246,6 +246,25 @@ def test_an_option_of_several_values_resumes_and_a_change_to_it_is_refused(tmp_p
         probe()
 
 
+@pytest.mark.parametrize("damage", [lambda path: path.write_bytes(path.read_bytes()[:100]),
+                                    lambda path: path.write_bytes(b"")])
+def test_a_kept_result_is_computed_once_and_again_only_if_damaged(tmp_path, capsys, damage):
+    made = []
+
+    def compute():
+        made.append(1)
+        return np.arange(100.0)
+
+    for _ in range(2):
+        np.testing.assert_array_equal(_study(tmp_path).resumable("layer5", compute), np.arange(100.0))
+    assert len(made) == 1 and (tmp_path / "checkpoints" / "identity.json").is_file()
+    path = tmp_path / "checkpoints" / "layer5.npy"
+    damage(path)
+    np.testing.assert_array_equal(_study(tmp_path).resumable("layer5", compute), np.arange(100.0))
+    assert len(made) == 2 and f"{path} is damaged" in capsys.readouterr().err
+    np.testing.assert_array_equal(np.load(path), np.arange(100.0))  # kept again
+
+
 def test_a_second_process_is_refused_the_run_folder(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", (
         "import fcntl, os, sys, time\n"
