@@ -208,7 +208,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--quick", action="store_true",
                    help=f"a smoke run in about a minute: {QUICK['models']} unless --models, "
                         f"{QUICK['examples']} examples, {QUICK['repeats']} repeats")
-    p.add_argument("--json", type=output_file, default=None, help="where to write the records (.md and .png go beside it)")
+    p.add_argument("--json", type=output_file, default=None,
+                   help="where to write the records (.md and .png go beside it)")
     args = p.parse_args(argv)
     try:
         models, absent = available_workloads((args.models or (QUICK["models"] if args.quick else ",".join(WORKLOADS)))

@@ -87,7 +87,8 @@ def main() -> None:
     p.add_argument("--examples", type=positive_int, default=None, help="examples in one epoch (default 8192)")
     p.add_argument("--batch-size", type=positive_int, default=128, help="batch of the data and device sweeps")
     p.add_argument("--batch-sizes", type=positive_ints, default=None, help=f"default {','.join(map(str, BATCH_SIZES))}")
-    p.add_argument("--device-counts", type=positive_ints, default=None, help=f"default {','.join(map(str, DEVICE_COUNTS))}")
+    p.add_argument("--device-counts", type=positive_ints, default=None,
+                   help=f"default {','.join(map(str, DEVICE_COUNTS))}")
     p.add_argument("--layouts", type=layouts, default=LAYOUTS,
                    help=f"processes x devices each; default {','.join(f'{a}x{b}' for a, b in LAYOUTS)}")
     p.add_argument("--repeats", type=positive_int, default=None, help="timed epochs per point (median; default 3)")

@@ -169,7 +169,8 @@ def test_table_puts_cpu_and_gpu_side_by_side():
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["--models", "mnist_cnn", "--examples", "100"], "--batch-size 128 is more than an epoch's examples: mnist_cnn 100"),
+    (["--models", "mnist_cnn", "--examples", "100"],
+     "--batch-size 128 is more than an epoch's examples: mnist_cnn 100"),
     (["--models", "shapes_linear", "--peers", "torch"], "the peers time mnist_cnn, cifar_cnn, cifar_cnn_bn only"),
     (["--peers", "torch", "--peer-python", "/no/such/python"], "/no/such/python: no program that can be run"),
     (["--json", "."], "argument --json: . is a folder; give a file name"),

@@ -205,5 +205,6 @@ def test_tensorboard_tags_pair_train_and_validation():
 def test_images_too_small_for_a_model_are_a_usage_error_naming_the_layer(name, size, layer):
     """Not a ZeroDivisionError from deep inside an initializer (fan-in 0)."""
     images = {"image": np.zeros((8, size, size, 3), np.uint8), "label": np.zeros(8, np.int32)}
-    with pytest.raises(UsageError, match=rf"^{size}x{size} images are too small for .*: its layer {re.escape(layer)}; "):
+    message = rf"^{size}x{size} images are too small for .*: its layer {re.escape(layer)}; "
+    with pytest.raises(UsageError, match=message):
         fit(get_model(name), images, None, optimizer=optax.sgd(0.1), epochs=1, batch_size=8, progress=False)

@@ -99,7 +99,8 @@ def test_an_interrupted_search_resumes_to_the_trials_of_an_uninterrupted_one(sha
             search.tell(trial, point["dropout_rate"] - abs(math.log10(point["learning_rate"]) + 3))
 
     def trials(out):
-        return {name: [(t.params, t.value) for t in optuna.load_study(study_name=name, storage=f"sqlite:///{out}/optuna.db")
+        storage = f"sqlite:///{out}/optuna.db"
+        return {name: [(t.params, t.value) for t in optuna.load_study(study_name=name, storage=storage)
                        .get_trials(states=(optuna.trial.TrialState.COMPLETE,))] for name in ("random", "tpe")}
 
     def search(out):
