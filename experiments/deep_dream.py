@@ -89,9 +89,9 @@ def run(argv: Sequence[str] | None = None, network: Network | None = None) -> No
     dreams, scores = {}, {}
     for name, objective_for in objectives.items():
         # each variant's dream kept once made: a rerun after an interrupt dreams only the rest
-        dreams[name] = study.resumable(name, lambda: optimise_octaves(  # noqa: B023 (called at once)
+        dreams[name] = study.resumable(name, lambda: {"dream": optimise_octaves(  # noqa: B023 (called at once)
             network, objective_for, image, loop.settings(VARIANTS[name]), loop.octaves, args.octave_scale,
-            key=jax.random.key(args.seed), progress=None if args.no_progress else name)[-1].final[0])
+            key=jax.random.key(args.seed), progress=None if args.no_progress else name)[-1].final[0]})["dream"]
         write_png(study.out / f"{name}.png", dreams[name])
         # every term of the photograph and of its dream, as the network sees them, weighted as optimised
         objective = objective_for(image.shape)

@@ -27,7 +27,7 @@ import numpy as np
 from jaxcv import experiment
 from jaxcv.data.images import write_png
 from jaxcv.errors import UsageError
-from jaxcv.synthesis import Network, optimise, score
+from jaxcv.synthesis import Network, Result, optimise, score
 from jaxcv.synthesis.samples import load_image
 from jaxcv.synthesis.study import add_weights_option, network_for, open_study
 from jaxcv.synthesis.style import PRESETS, STYLE_LAYERS, noise_image, style_objective, style_settings
@@ -80,9 +80,10 @@ def run(argv: Sequence[str] | None = None, network: Network | None = None) -> No
     args = study.args
     noise = noise_image(jax.random.key(args.seed), content.shape[:2])
     start = noise if preset.start == "noise" else content
-    results = {name: optimise(network, objective, start, settings,
-                              progress=None if args.no_progress else f"style layers: {name}")
-               for name, objective in objectives.items()}
+    # each layer set's result kept once made: a rerun after an interrupt optimises only the rest
+    results = {name: Result.from_arrays(study.resumable(name, lambda: optimise(  # noqa: B023 (called at once)
+        network, objective, start, settings, progress=None if args.no_progress else f"style layers: {name}").arrays()))
+        for name, objective in objectives.items()}
 
     kept = results[next(iter(results))].iterations[1:]
     image_grid([image for r in results.values() for image in (content, style, *(r.at(i)[0] for i in kept))],

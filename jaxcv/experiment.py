@@ -28,6 +28,7 @@ import signal
 import sys
 import tempfile
 import textwrap
+import zipfile
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -328,22 +329,23 @@ class Study:
             self.identity_path.parent.mkdir(exist_ok=True)
             write_json(self.identity_path, self.config)
 
-    def resumable(self, name: str, compute: Callable[[], Any]) -> np.ndarray:
-        """``compute()`` (an array) once per run folder: kept as ``checkpoints/<name>.npy``
+    def resumable(self, name: str, compute: Callable[[], Mapping[str, Any]]) -> dict[str, np.ndarray]:
+        """``compute()`` (named arrays) once per run folder: kept as ``checkpoints/<name>.npz``
         with the options that made it, so a rerun after an interrupt skips it, and a rerun
         with other options is refused as for trained runs.  For results not trained in epochs
         (a synthesis study's variants); a damaged file is named and computed again."""
-        path = self.out / "checkpoints" / f"{name}.npy"
+        path = self.out / "checkpoints" / f"{name}.npz"
         if path.exists():
             try:
-                return np.load(path, allow_pickle=False)
-            except (ValueError, EOFError) as e:
+                with np.load(path, allow_pickle=False) as kept:
+                    return {k: kept[k] for k in kept.files}
+            except (ValueError, EOFError, zipfile.BadZipFile) as e:
                 print(f"{path} is damaged ({e}); computing {name} again", file=sys.stderr)
-        result = np.asarray(compute())
+        result = {k: np.asarray(v) for k, v in compute().items()}
         self._write_config(with_checkpoints=True)
         if parallel.is_primary():
             with replacing(path) as f:
-                np.save(f, result)
+                np.savez(f, **result)
         return result
 
     def write_results(self, name: str, obj: Any) -> Path:
@@ -410,8 +412,8 @@ def _hold(folder: Path) -> None:
 
 def _holds_checkpoints(folder: Path) -> bool:
     """Whether any saved epoch (a numbered folder, as orbax names them) or saved result
-    (``Study.resumable``'s ``.npy``) lies under ``folder``."""
-    return any(p.name.isdigit() and p.is_dir() or p.suffix == ".npy" for p in folder.rglob("*"))
+    (``Study.resumable``'s ``.npz``) lies under ``folder``."""
+    return any(p.name.isdigit() and p.is_dir() or p.suffix == ".npz" for p in folder.rglob("*"))
 
 
 def _first(data: Arrays, n: int | None) -> Arrays:

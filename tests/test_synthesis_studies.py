@@ -79,11 +79,15 @@ def test_activation_maximization_of_a_trained_classifiers_logits(shapes_cifar, r
     assert not (tmp_path / "bad").exists()
 
 
-def test_neural_style(tmp_path, tiny):
-    study("neural_style").run(["--out", str(tmp_path), "--no-progress", "--content", "coffee", "--style", "gravel",
-                               "--rows", "32", "--iterations", "2", "--evaluations", "3", "--layer-sets", "all,last"],
-                              network=tiny)
-    losses = json.loads((tmp_path / "losses.json").read_text())
+def test_neural_style(tmp_path, tiny, monkeypatch):
+    argv = ["--out", str(tmp_path), "--no-progress", "--content", "coffee", "--style", "gravel", "--rows", "32",
+            "--iterations", "2", "--evaluations", "3", "--layer-sets", "all,last"]
+    study("neural_style").run(argv, network=tiny)
+    written = (tmp_path / "losses.json").read_text()
+    monkeypatch.setattr(study("neural_style"), "optimise", lambda *a, **k: pytest.fail("optimised again"))
+    study("neural_style").run(argv, network=tiny)  # a rerun reads each layer set's kept result
+    assert (tmp_path / "losses.json").read_text() == written
+    losses = json.loads(written)
     assert list(losses) == ["all", "last"]
     for numbers in losses.values():
         assert numbers["iterations"] == [0, 1, 2] and numbers["style"][-1] < numbers["style"][0]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-from typing import Iterator, NamedTuple
+from typing import Iterator, Mapping, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -86,6 +86,19 @@ class Result(NamedTuple):
     def at(self, iteration: int) -> np.ndarray:
         """The images after ``iteration`` iterations (one of ``iterations``)."""
         return self.images[:, self.iterations.index(iteration)]
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The fields as one flat ``{name: array}`` (each term as ``terms/<name>``), as
+        ``np.savez`` keeps them."""
+        return {"iterations": np.asarray(self.iterations), "images": self.images, "loss": self.loss,
+                "evaluations": self.evaluations, **{f"terms/{k}": v for k, v in self.terms.items()}}
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> Result:
+        """A ``Result`` from its ``arrays()``."""
+        return cls(tuple(int(i) for i in arrays["iterations"]), arrays["images"],
+                   {k.removeprefix("terms/"): v for k, v in arrays.items() if k.startswith("terms/")},
+                   arrays["loss"], arrays["evaluations"])
 
 
 def optimise(network: Network, objective: Objective, images: jax.Array, settings: Settings = Settings(),
