@@ -113,6 +113,9 @@ def test_help_lists_the_datasets_defaults_and_running_options(capsys):
     assert exit_.value.code == 0 and "shapes/cifar" in text and "cifar10" in text
     assert "(default: adam)" in text and "(default: 0.001)" in text and "(default: None)" not in text
     assert "a rerun that changes these resumes the same runs" in text
+    with pytest.raises(SystemExit):
+        study("prune_densenet").run(["--help"])
+    assert "(default: 4,3,2,1)" in " ".join(capsys.readouterr().out.split())  # a list as it is typed
 
 
 class _ShapeBug(nn.Module):
