@@ -30,6 +30,7 @@ from jaxcv.files import read_json
 from jaxcv.models import get_model
 from jaxcv.train import Arrays, make_optimizer
 from jaxcv.train.checkpoint import Checkpointer
+from jaxcv.train.state import refusing_empty_inputs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,8 +121,9 @@ def check_model(model: nn.Module, variables: Mapping[str, Any], images: np.ndarr
         return {jax.tree_util.keystr(path): tuple(leaf.shape)
                 for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
 
-    expected = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False),
-                              jax.ShapeDtypeStruct((1, *images.shape[1:]), np.float32))
+    sample = jax.ShapeDtypeStruct((1, *images.shape[1:]), np.float32)
+    with refusing_empty_inputs(model, sample.shape):
+        expected = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), sample)
     want, have = shapes({k: expected[k] for k in variables if k in expected}), shapes(variables)
     if want != have or set(variables) != set(expected):
         differ = ", ".join(sorted(k for k in want.keys() | have.keys() if want.get(k) != have.get(k))[:3])

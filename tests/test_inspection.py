@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxcv import inspection
+from jaxcv import inspection, runs
 from jaxcv.errors import UsageError
 from jaxcv.models import get_model
 from jaxcv.models.layers import Conv
@@ -281,3 +281,12 @@ def test_bad_requests_are_usage_errors_that_say_what_is_valid(tiny, call, messag
     model, variables, images = tiny
     with pytest.raises(UsageError, match=message):
         call(model, variables, images)
+
+
+def test_checking_a_layer_of_a_model_too_large_for_the_images_names_the_empty_layer():
+    """Before a study trains (its --layer checked) or loads a run: not a ZeroDivisionError."""
+    images = np.zeros((2, 8, 8, 3), np.uint8)
+    with pytest.raises(UsageError, match="8x8 images are too small for CifarCNN: its layer 'Dropout_1'"):
+        inspection.check_layers(get_model("cifar_cnn"), images, conv_layer="conv2")
+    with pytest.raises(UsageError, match="8x8 images are too small for CifarCNN"):
+        runs.check_model(get_model("cifar_cnn"), {}, images, "a run")

@@ -18,6 +18,7 @@ from flax import traverse_util
 from jaxcv.errors import UsageError
 from jaxcv.inspection.batching import check_batch_size, map_batches
 from jaxcv.train.losses import to_float
+from jaxcv.train.state import refusing_empty_inputs
 
 Variables = Mapping[str, Any]
 
@@ -93,8 +94,9 @@ def check_layers(model: nn.Module, images: Any, *, conv_layer: str | None = None
     if conv_layer is None and feature_name is None:
         return
     sample = jax.ShapeDtypeStruct((1, *images.shape[1:]), images.dtype)
-    (_, features), variables = jax.eval_shape(
-        lambda x: model.init_with_output(jax.random.key(0), to_float(x), train=False), sample)
+    with refusing_empty_inputs(model, sample.shape):
+        (_, features), variables = jax.eval_shape(
+            lambda x: model.init_with_output(jax.random.key(0), to_float(x), train=False), sample)
     if conv_layer is not None:
         check_conv_layer(variables, conv_layer)
     if feature_name is not None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, Sequence
 
 import flax.linen as nn
 import jax
@@ -48,7 +49,7 @@ class TrainState(struct.PyTreeNode):
 def create_state(model: nn.Module, tx: optax.GradientTransformation, sample_input: jax.Array,
                  rng: jax.Array) -> TrainState:
     """Initialise ``model`` on ``sample_input`` (a float batch) and ``tx`` on its params."""
-    with nn.intercept_methods(functools.partial(_refuse_empty_inputs, model, sample_input.shape)):
+    with refusing_empty_inputs(model, sample_input.shape):
         variables = model.init(rng, sample_input, train=False)
     params = variables["params"]
     return TrainState(
@@ -63,10 +64,18 @@ def create_state(model: nn.Module, tx: optax.GradientTransformation, sample_inpu
     )
 
 
+@contextlib.contextmanager
+def refusing_empty_inputs(model: nn.Module, input_shape: Sequence[int]) -> Iterator[None]:
+    """While ``model`` is traced in the block on inputs of ``input_shape``: a layer whose input
+    has no elements (images too small for the model's pooling) is a ``UsageError`` naming it,
+    instead of a ZeroDivisionError in its initializer."""
+    with nn.intercept_methods(functools.partial(_refuse_empty_inputs, model, tuple(input_shape))):
+        yield
+
+
 def _refuse_empty_inputs(model: nn.Module, shape: tuple[int, ...], next_fun: Callable, args: tuple, kwargs: dict,
                          context: nn.module.InterceptorContext) -> Any:
-    """A layer whose input has no elements (images too small for the model's pooling) is a
-    ``UsageError`` naming it, instead of a ZeroDivisionError in its initializer."""
+    """``nn.intercept_methods``' interceptor of ``refusing_empty_inputs``."""
     empty = next((x.shape for x in (*args, *kwargs.values()) if 0 in getattr(x, "shape", ())), None)
     if empty and context.module.name is not None:  # a layer, not the model's own methods
         raise UsageError(f"{shape[1]}x{shape[2]} images are too small for {type(model).__name__}: its layer "
