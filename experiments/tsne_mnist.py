@@ -30,8 +30,12 @@ def run(argv: Sequence[str] | None = None) -> None:
     p.add_control("--k", type=experiment.positive_int, default=5, help="neighbours of the k-NN accuracy")
     study = experiment.Study(STUDY, p, argv)
     args = study.args
-    dataset, _, test, model, trained = runs.inspected_run(
-        study, lambda model, test: inspection.check_layers(model, test["image"], feature_name=args.layer))
+
+    def check(model, test):
+        inspection.check_layers(model, test["image"], feature_name=args.layer)
+        inspection.check_embedding(min(args.points, len(test["label"])), perplexity=args.perplexity, k=args.k)
+
+    dataset, _, test, model, trained = runs.inspected_run(study, check)
 
     test_accuracy = float((np.asarray(inspection.probabilities(model, trained.variables, test["image"])).argmax(-1)
                            == test["label"]).mean())

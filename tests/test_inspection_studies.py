@@ -126,6 +126,8 @@ def test_filters_activations_then_tsne_and_occlusion_from_its_run(shapes_cifar, 
     ("filters_activations", ("--layer", "pool1"), "unknown conv layer 'pool1'"),
     ("filters_activations", ("--image", "64"), "--image 64 is not one of the 64 test images"),
     ("tsne_mnist", ("--layer", "conv9"), "unknown layer 'conv9'"),
+    ("tsne_mnist", ("--points", "20"), r"perplexity must be in \[1, 20\) for 20 points, got 30"),
+    ("tsne_mnist", ("--k", "64"), r"k must be in \[1, 63\] for 64 points, got 64"),
     ("occlusion", ("--patch", "40"), "patch must be 1 to 32 pixels")])
 def test_an_inspecting_study_refuses_its_options_before_it_trains(script, argv, message, shapes_cifar, run_study,
                                                                    tmp_path):

@@ -10,7 +10,7 @@ name is a ``UsageError`` listing the valid ones.
 
 from jaxcv.inspection.activations import activation_grid, activations
 from jaxcv.inspection.attribution import grad_cam, input_gradients, saliency
-from jaxcv.inspection.embeddings import features, knn_accuracy, tsne
+from jaxcv.inspection.embeddings import check_embedding, features, knn_accuracy, tsne
 from jaxcv.inspection.filters import FilterChange, filter_change, filter_grid
 from jaxcv.inspection.grids import tile
 from jaxcv.inspection.layers import check_layers, conv_kernel, conv_layers, probabilities
@@ -18,7 +18,7 @@ from jaxcv.inspection.occlusion import OcclusionMaps, check_patch, occlusion, pa
 from jaxcv.inspection.weights import Histogram, change_histograms, relative_change, weight_histograms
 
 __all__ = ["activation_grid", "activations", "grad_cam", "input_gradients", "saliency", "features",
-           "knn_accuracy", "tsne", "FilterChange", "filter_change", "filter_grid", "tile", "check_layers",
+           "check_embedding", "knn_accuracy", "tsne", "FilterChange", "filter_change", "filter_grid", "tile", "check_layers",
            "conv_kernel", "conv_layers", "probabilities", "OcclusionMaps", "check_patch", "occlusion",
            "patch_coverage", "positions", "worst_patches", "Histogram", "change_histograms", "relative_change",
            "weight_histograms"]

@@ -35,13 +35,21 @@ def features(model: nn.Module, variables: Variables, images: jax.Array, layer: s
     return _features(model, variables, jnp.asarray(images), layer, batch_size)
 
 
+def check_embedding(points: int, *, perplexity: float | None = None, k: int | None = None) -> None:
+    """Refuse a t-SNE ``perplexity`` or a k-NN ``k`` that ``points`` points cannot have: a study
+    checks them before it trains, not after its epochs."""
+    if perplexity is not None and not 1 <= perplexity < points:
+        raise UsageError(f"t-SNE perplexity must be in [1, {points}) for {points} points, got {perplexity:g}")
+    if k is not None and not 1 <= k < points:
+        raise UsageError(f"k must be in [1, {points - 1}] for {points} points, got {k}")
+
+
 def tsne(points: np.ndarray | jax.Array, *, perplexity: float = 30.0, seed: int = 0) -> np.ndarray:
     """scikit-learn's Barnes-Hut t-SNE of ``(N, D)`` points to ``(N, 2)``,
     PCA-initialised (stable from run to run) with the given ``seed``.  It runs on the host's
     cores, not in JAX."""
     points = np.asarray(points, np.float32)
-    if not 1 <= perplexity < len(points):
-        raise UsageError(f"t-SNE perplexity must be in [1, {len(points)}) for {len(points)} points, got {perplexity}")
+    check_embedding(len(points), perplexity=perplexity)
     return TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(points).astype(np.float32)
 
 
@@ -70,8 +78,7 @@ def knn_accuracy(points: jax.Array | np.ndarray, labels: jax.Array | np.ndarray,
     points, labels = jnp.asarray(points, jnp.float32), jnp.asarray(labels, jnp.int32)
     if points.ndim != 2 or labels.shape != points.shape[:1]:
         raise UsageError(f"knn_accuracy needs (N, D) points and N labels, got {points.shape} and {labels.shape}")
-    if not 1 <= k < len(points):
-        raise UsageError(f"k must be in [1, {len(points) - 1}] for {len(points)} points, got {k}")
+    check_embedding(len(points), k=k)
     check_batch_size(batch_size)
     num_classes = int(labels.max()) + 1
     return float(_knn_correct(points, labels, k, num_classes, batch_size).mean())
