@@ -52,7 +52,7 @@ def run(argv: Sequence[str] | None = None) -> None:
     patch, stride = patch_and_stride(test["image"].shape)
     fill = train["image"].reshape(-1, train["image"].shape[-1]).mean(0) / 255  # Zeiler & Fergus' grey
 
-    n = max(args.examples, args.measure if dataset in MASKED else 0)
+    n = min(len(test["label"]), max(args.examples, args.measure if dataset in MASKED else 0))
     images, labels = test["image"][:n], test["label"][:n]
     maps = inspection.occlusion(model, variables, images, labels, patch=patch, stride=stride, fill=fill)
     predicted = np.asarray(inspection.probabilities(model, variables, images)).argmax(-1)
@@ -103,7 +103,7 @@ def run(argv: Sequence[str] | None = None) -> None:
     study.write_summary(
         f"# Occlusion, saliency and Grad-CAM of {type(model).__name__} on {dataset}\n\nVariant `{trained.variant}` "
         f"seed {trained.seed} of `{trained.run_dir}` after epoch {trained.epoch}.  A {patch}x{patch} patch of the "
-        f"training set's mean ({', '.join(f'{v:.3f}' for v in fill)}) at every {stride}th pixel; p(label) is the "
+        f"training set's mean ({', '.join(f'{v:.3f}' for v in fill)}) at a stride of {stride} pixels; p(label) is the "
         f"softmax probability of the true class.\n\n{table}{shape_text}\n\n![occlusion](occlusion.png)\n\n"
         f"![attributions](attributions.png)\n")
 
