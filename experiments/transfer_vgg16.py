@@ -14,6 +14,7 @@ The default weights are the real pretrained VGG16 convolutions of HED (the file 
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import Sequence
 
@@ -37,13 +38,24 @@ def widths(text: str) -> tuple[int, ...]:
     return tuple(experiment.positive_int(w) for w in text.split(",") if w.strip())
 
 
+def dropout_rate(text: str) -> float:
+    """``--dropout``: a rate in [0, 1) (at 1 the head would see only zeros)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a dropout rate in [0, 1), got {text!r}")
+    return value
+
+
 def run(argv: Sequence[str] | None = None) -> None:
     p = experiment.parser(STUDY, __doc__, dataset="shapes/cifar", epochs=100, batch_size=32, seeds=1,
                           optimizer="adam", lr=1e-3, train_per_class=50)
     p.add_argument("--weights", default=str(SHARED_HED) if SHARED_HED.exists() else "hed",
                    help="pretrained VGG16 convolutions: a Keras weight file (.h5, .weights.h5) or 'hed' / 'imagenet'")
     p.add_argument("--top", type=widths, default=(256,), help="hidden layers of the new head, comma-separated")
-    p.add_argument("--dropout", type=float, default=0.5, help="dropout after each hidden layer of the head")
+    p.add_argument("--dropout", type=dropout_rate, default=0.5, help="dropout after each hidden layer of the head")
     p.add_argument("--finetune-lr", type=experiment.positive_float, default=1e-5,
                    help="learning rate of every layer in the fine-tuning stage")
     p.add_argument("--scratch-lr", type=experiment.positive_float, default=1e-4, help="learning rate from scratch")

@@ -188,16 +188,18 @@ def test_a_diverged_model_fails_the_study_on_the_default_path(run_study, tmp_pat
     assert history["mnist_cnn"]["0"][0]["train_loss"] == "NaN"
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--lr", "inf"], "expected a finite positive number"),
-    (["--lr", "nan"], "expected a finite positive number"),
-    (["--lr", "1e400"], "expected a finite positive number"),
-    (["--dataset", ""], "expected a dataset name"),
-    (["--data-dir", __file__], "is not a folder"),
+@pytest.mark.parametrize("script,args,message", [
+    ("mnist_baseline", ["--lr", "inf"], "expected a finite positive number"),
+    ("mnist_baseline", ["--lr", "nan"], "expected a finite positive number"),
+    ("mnist_baseline", ["--lr", "1e400"], "expected a finite positive number"),
+    ("mnist_baseline", ["--dataset", ""], "expected a dataset name"),
+    ("mnist_baseline", ["--data-dir", __file__], "is not a folder"),
+    ("transfer_vgg16", ["--dropout", "nan"], "expected a dropout rate in [0, 1)"),
+    ("transfer_vgg16", ["--dropout", "1"], "expected a dropout rate in [0, 1)"),
 ])
-def test_non_finite_rates_empty_names_and_file_folders_are_argparse_errors(args, message, tmp_path, capsys):
+def test_non_finite_rates_empty_names_and_file_folders_are_argparse_errors(script, args, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
-        study("mnist_baseline").run([*args, "--out", str(tmp_path / "o")])
+        study(script).run([*args, "--out", str(tmp_path / "o")])
     assert exit_.value.code == 2 and message in capsys.readouterr().err.splitlines()[-1]
     assert not (tmp_path / "o").exists()
 

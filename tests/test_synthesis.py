@@ -257,6 +257,11 @@ def test_bad_requests_are_usage_errors(tiny_vgg):
         LBFGS(evaluations=0)
     with pytest.raises(UsageError, match="step is -0.1"):
         NormalisedGradient(step=-0.1)
+    for not_a_number in (  # a check written x < 0 would let NaN through
+            lambda: NormalisedGradient(step=float("nan")), lambda: Settings(blur=float("nan")),
+            lambda: Jitter(rotate=float("nan")), lambda: octave_shapes((48, 48), 2, float("nan"))):
+        with pytest.raises(UsageError, match="is nan.*finite|nan must be finite"):
+            not_a_number()
     with pytest.raises(UsageError, match=r"snapshot iteration\(s\) \[30\]"):
         Settings(iterations=20, snapshots=(30,))
     with pytest.raises(UsageError, match=r"unknown layer\(s\) block5_conv1 .*valid: conv1_1, conv2_1"):

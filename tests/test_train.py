@@ -37,6 +37,8 @@ def test_optimizer_errors():
         make_optimizer("sgd", 0.1, nesterov=True)
     with pytest.raises(UsageError, match="weight_decay"):
         make_optimizer("sgd", 0.1, weight_decay=-1)
+    with pytest.raises(UsageError, match="weight_decay must be finite"):
+        make_optimizer("sgd", 0.1, weight_decay=float("nan"))
 
 
 def test_schedules():

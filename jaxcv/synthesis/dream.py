@@ -143,8 +143,10 @@ weights as they are."""
 
 def octave_shapes(shape: tuple[int, int], octaves: int, scale: float) -> list[tuple[int, int]]:
     """``octaves`` image sizes, smallest first, each ``scale`` times the one before, the last ``shape``."""
-    if octaves < 1 or scale < 1:
-        raise UsageError(f"octaves {octaves} must be >= 1 and octave scale {scale} >= 1")
+    if octaves < 1:
+        raise UsageError(f"octaves is {octaves}; it must be >= 1")
+    if not 1 <= scale < math.inf:  # NaN too
+        raise UsageError(f"octave scale is {scale}; it must be finite and >= 1")
     return [(max(1, round(shape[0] / scale**i)), max(1, round(shape[1] / scale**i)))
             for i in reversed(range(octaves))]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import math
 from typing import Iterator, Mapping, NamedTuple
 
 import jax
@@ -49,8 +50,8 @@ class Settings:
     def __post_init__(self) -> None:
         if self.iterations < 0:
             raise UsageError(f"iterations is {self.iterations}; it must be >= 0")
-        if self.noise < 0 or self.blur < 0 or self.blur_every < 1:
-            raise UsageError(f"noise {self.noise} and blur {self.blur} must be >= 0, "
+        if not (0 <= self.noise < math.inf and 0 <= self.blur < math.inf) or self.blur_every < 1:  # NaN too
+            raise UsageError(f"noise {self.noise} and blur {self.blur} must be finite and >= 0, "
                              f"blur_every {self.blur_every} >= 1")
         if bad := [s for s in self.snapshots if not 1 <= s <= self.iterations]:
             raise UsageError(f"snapshot iteration(s) {bad} outside 1..{self.iterations} (the iterations)")

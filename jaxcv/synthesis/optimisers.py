@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import math
 from typing import Any, Callable, Protocol
 
 import jax
@@ -30,8 +31,8 @@ class Optimiser(Protocol):
 
 def _positive(owner: str, **values: float) -> None:
     for name, value in values.items():
-        if not value > 0:
-            raise UsageError(f"{owner}: {name} is {value}; it must be > 0")
+        if not 0 < value < math.inf:  # NaN too
+            raise UsageError(f"{owner}: {name} is {value}; it must be finite and > 0")
 
 
 def normalise_by_rms(eps: float = 1e-5) -> optax.GradientTransformation:

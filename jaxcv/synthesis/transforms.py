@@ -25,9 +25,9 @@ class Jitter:
 
     def __post_init__(self) -> None:
         low, high = self.scale
-        if self.shift < 0 or self.rotate < 0:
-            raise UsageError(f"jitter: shift {self.shift} and rotate {self.rotate} must be >= 0")
-        if not 0 < low <= high:
+        if self.shift < 0 or not 0 <= self.rotate < math.inf:  # NaN too
+            raise UsageError(f"jitter: shift {self.shift} and rotate {self.rotate} must be finite and >= 0")
+        if not 0 < low <= high < math.inf:
             raise UsageError(f"jitter: scale {self.scale} must be (low, high) with 0 < low <= high")
 
     @property

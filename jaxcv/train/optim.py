@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import optax
 
 from jaxcv.errors import UsageError
@@ -55,8 +57,8 @@ def make_optimizer(name: str, learning_rate: optax.ScalarOrSchedule, *, momentum
     """
     if name not in OPTIMIZERS:
         raise UsageError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}")
-    if weight_decay < 0:
-        raise UsageError(f"weight_decay must be >= 0, got {weight_decay}")
+    if not 0 <= weight_decay < math.inf:  # NaN too
+        raise UsageError(f"weight_decay must be finite and >= 0, got {weight_decay}")
     if nesterov and not momentum:
         raise UsageError("nesterov needs momentum > 0")
     uses_momentum = bool(momentum) and name in ("sgd", "rmsprop")
