@@ -247,7 +247,7 @@ class Study:
         channels."""
         a = self.args
         dataset = dataset or a.dataset
-        train, test = (_first(jdata.load_split(dataset, split, a.data_dir), n)
+        train, test = (_first(jdata.load_split(dataset, split, a.data_dir), n, dataset, split)
                        for split, n in (("train", a.train_size), ("test", a.test_size)))
         if hasattr(a, "train_per_class"):
             train = per_class(train, a.train_per_class) if small else train
@@ -416,8 +416,12 @@ def _holds_checkpoints(folder: Path) -> bool:
     return any(p.name.isdigit() and p.is_dir() or p.suffix == ".npz" for p in folder.rglob("*"))
 
 
-def _first(data: Arrays, n: int | None) -> Arrays:
-    """The first ``n`` examples of ``data`` (all for ``None``)."""
+def _first(data: Arrays, n: int | None, dataset: str, split: str) -> Arrays:
+    """The first ``n`` examples of ``data`` (all for ``None``); more than it has are refused,
+    not cut silently to what there is (the run's config would record a size it never had)."""
+    have = len(next(iter(data.values())))
+    if n is not None and n > have:
+        raise UsageError(f"--{split}-size {n:,} asks for more than the {have:,} examples of {dataset}'s {split} split")
     return {k: v[:n] for k, v in data.items()}
 
 

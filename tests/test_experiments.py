@@ -148,6 +148,23 @@ def test_a_bug_keeps_its_traceback_and_a_usage_error_is_one_line(shapes_cifar, d
     assert exit_.value.code == 2 and capsys.readouterr().err == "error: --lr 10 diverged; lower it\n"
 
 
+def test_a_split_size_beyond_the_dataset_is_refused_not_cut(shapes_cifar, data_dir, tmp_path):
+    """shapes/cifar has 5,000 training and 1,000 test images: a config recording more would lie."""
+    p = experiment.parser("sizes", "", dataset="shapes/cifar", epochs=1, batch_size=64, seeds=1)
+
+    def load(*argv):
+        return experiment.Study("sizes", p, ["--data-dir", data_dir, "--out", str(tmp_path), *argv]).load_data()
+
+    with pytest.raises(UsageError, match="--train-size 5,001 asks for more than the 5,000 examples of shapes/cifar's "
+                                         "train split"):
+        load("--train-size", "5001")
+    with pytest.raises(UsageError, match="--test-size 1,001 asks for more than the 1,000 examples of shapes/cifar's "
+                                         "test split"):
+        load("--test-size", "1001")
+    train, test, _ = load("--train-size", "5000", "--test-size", "1000")
+    assert (len(train["label"]), len(test["label"])) == (5000, 1000)
+
+
 @pytest.fixture(scope="module")
 def programs(tmp_path_factory):
     """Every script run as a program with a dataset that is not there offline, a few at a time
