@@ -12,6 +12,7 @@ import statistics
 from typing import Sequence
 
 from jaxcv import experiment
+from jaxcv.errors import UsageError
 from jaxcv.models import get_model
 from jaxcv.train import make_optimizer
 from jaxcv.viz import FIT_COLUMNS, epoch_seconds, fit_row, markdown_table, plot_lines, plot_runs
@@ -29,6 +30,9 @@ def run(argv: Sequence[str] | None = None) -> None:
     study = experiment.Study(STUDY, p, argv)
     args = study.args
     train, test, num_classes = study.load_data()
+    if too_large := [b for b in args.batch_sizes if b > len(train["label"])]:  # refused before the others train
+        raise UsageError(f"--batch-sizes {','.join(map(str, too_large))}: {len(train['label']):,} training examples "
+                         "make no batch of that size; drop them or train on more")
 
     model, optimizer = get_model(args.model, num_classes=num_classes), make_optimizer(args.optimizer, args.lr)
     results = {f"batch {b}": study.run(f"batch{b}", model, train, test, batch_size=b, optimizer=optimizer)

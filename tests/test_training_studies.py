@@ -34,6 +34,10 @@ def test_batch_size_mnist(shapes_cifar, run_study, tmp_path):
     assert "| batch 32 |" in summary and "| batch 128 |" in summary
     _figures(tmp_path, "curves", "epoch_seconds", "accuracy")
 
+    with pytest.raises(UsageError, match="--batch-sizes 256: 128 training examples make no batch of that size"):
+        run_study("batch_size_mnist", tmp_path / "larger", *SMALL, "--train-size", "128", "--batch-sizes", "32,256")
+    assert not (tmp_path / "larger" / "checkpoints").exists()  # batch 32 did not train first
+
 
 def test_architecture_mnist(shapes_cifar, run_study, tmp_path):
     history, summary = run_study("architecture_mnist", tmp_path, *SMALL, "--seeds", "1", "--train-size", "128",
