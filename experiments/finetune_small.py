@@ -20,7 +20,7 @@ from jaxcv.data.smallsets import per_class, select_classes
 from jaxcv.errors import UsageError
 from jaxcv.models import get_model
 from jaxcv.train import make_optimizer
-from jaxcv.train.freeze import TRAINABLE_HELP, head_layers, layer_order
+from jaxcv.train.freeze import TRAINABLE_HELP, head_layers, layer_order, select_layers
 from jaxcv.transfer import warm_start
 from jaxcv.viz import FIT_COLUMNS, fit_row, markdown_table, plot_runs
 
@@ -44,18 +44,24 @@ def run(argv: Sequence[str] | None = None) -> None:
     if not 2 <= split <= num_classes - 2:
         raise UsageError(f"--split {split}: both sides need two classes or more ({args.dataset} has {num_classes})")
     old, new = range(split), range(split, num_classes)
-
     source = get_model(MODEL, num_classes=len(old))
+    target = source.clone(num_classes=len(new))
+    sample = jax.ShapeDtypeStruct((1, *train["image"].shape[1:]), jnp.float32)
+    layers = layer_order(target, sample)
+    # the fine-tuning's options are checked before the pretraining's epochs, not after them
+    select_layers(layers, args.trainable, head_layers(target, layers))
+    small, held_out = per_class(select_classes(train, new), args.train_per_class), select_classes(test, new)
+    if len(small["label"]) < args.batch_size:
+        raise UsageError(f"--train-per-class {args.train_per_class} of {len(new)} classes is {len(small['label'])} "
+                         f"fine-tuning images, no batch of {args.batch_size}; lower --batch-size")
+
     pretrain_set = select_classes(train, old)
     pretrain = study.run("pretrained", source, pretrain_set, select_classes(test, old),
                          optimizer=make_optimizer(args.optimizer, args.pretrain_lr), epochs=args.pretrain_epochs,
                          batch_size=args.pretrain_batch_size)
-    small, held_out = per_class(select_classes(train, new), args.train_per_class), select_classes(test, new)
-    target = source.clone(num_classes=len(new))
-    sample = jax.ShapeDtypeStruct((1, *train["image"].shape[1:]), jnp.float32)
     optimizer = make_optimizer(args.optimizer, args.lr)
     start = warm_start(lambda seed: pretrain[seed].state.variables(), sample, trainable=args.trainable,
-                       fresh=head_layers(target, layer_order(target, sample)))
+                       fresh=head_layers(target, layers))
     results = {"finetuned": study.run("finetuned", target, small, held_out, optimizer=optimizer, warm_start=start),
                "scratch": study.run("scratch", target, small, held_out, optimizer=optimizer)}
 

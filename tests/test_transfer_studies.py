@@ -59,6 +59,13 @@ def test_finetune_small(shapes_cifar, run_study, tmp_path):
     assert "20 images of classes 5-9 (4 per class)" in summary and "| finetuned | all, after pretraining |" in summary
     assert (tmp_path / "curves.png").stat().st_size > 5_000
 
+    for argv, message in ((("--trainable", "conv9"), "trainable 'conv9' matches no layer"),
+                          (("--train-per-class", "3"), "3 of 5 classes is 15 fine-tuning images, no batch of 20")):
+        with pytest.raises(UsageError, match=message):
+            run_study("finetune_small", tmp_path / "bad", *TINY, "--train-size", "400", "--train-per-class", "4",
+                      "--batch-size", "20", *argv)
+        assert not (tmp_path / "bad" / "checkpoints").exists()  # refused before the pretraining's epochs
+
 
 def test_resnet18_transfer(shapes_cifar, run_study, tmp_path):
     weights = random_resnet18_file(tmp_path / "resnet18.safetensors")
