@@ -26,7 +26,8 @@ def test_trainable_sets():
     assert select_layers(LAYERS, "fc, layer1", ["fc"]) == ["layer1_0_conv1", "layer1_0_bn1", "fc"]
     assert select_layers(LAYERS, ["all"], ["fc"]) == LAYERS
     for bad, match in (("layer9", r"matches no layer \(layers: conv1, bn1, layer1_0_conv1, layer1_0_bn1, "
-                                  r"layer4_1_conv2, layer4_1_bn2, fc\)"), ("from:conv", "matches no layer"), ("last:0", "1 to 7"),
+                                  r"layer4_1_conv2, layer4_1_bn2, fc\)"),
+                       ("from:conv", "matches no layer"), ("last:0", "1 to 7"),
                        ("last:x", "1 to 7")):
         with pytest.raises(UsageError, match=match):
             select_layers(LAYERS, bad, ["fc"])

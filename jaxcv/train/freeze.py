@@ -82,7 +82,7 @@ def select_layers(layers: Sequence[str], trainable: str | Sequence[str], head: S
             name = term[len("from:"):] if term.startswith("from:") else term
             matches = [i for i, layer in enumerate(layers) if layer_matches(layer, name)]
             if not matches:
-                shown = ", ".join(layers) if len(layers) <= 7 else f"{', '.join(layers[:4])} ... {', '.join(layers[-3:])}"
+                shown = ", ".join(layers if len(layers) <= 7 else [*layers[:4], "...", *layers[-3:]])
                 raise UsageError(f"trainable {term!r} matches no layer (layers: {shown}); terms: {TRAINABLE_HELP}")
             chosen.update(layers[matches[0]:] if term.startswith("from:") else [layers[i] for i in matches])
     return [layer for layer in layers if layer in chosen]
