@@ -41,8 +41,9 @@ def run(argv: Sequence[str] | None = None) -> None:
 
     optimizer = make_optimizer(args.optimizer, args.lr)
     results: dict[tuple[str, str], list[FitResult]] = {}
+    data = {task: study.load_data(dataset) for task, dataset in tasks.items()}  # a typo in either before any epoch
     for task, dataset in tasks.items():
-        train, test, num_classes = study.load_data(dataset)
+        train, test, num_classes = data[task]
         for name in MODELS:
             results[task, name] = study.run(f"{task}/{name}", get_model(name, num_classes=num_classes), train, test,
                                             optimizer=optimizer)

@@ -24,6 +24,10 @@ def test_shapes_classification(shapes_easy, shapes_hard, run_study, tmp_path, ca
     assert "easy test acc" in capsys.readouterr().out
     _figures(tmp_path, "curves_easy", "curves_hard", "linear_weights")
 
+    with pytest.raises(UsageError, match="shapes/hrad"):  # the hard task's dataset, refused before the easy task trains
+        run_study("shapes_classification", tmp_path / "typo", *SMALL, "--dataset", "shapes/hrad")
+    assert not (tmp_path / "typo" / "checkpoints").exists()
+
 
 def test_shapes_regression(shapes_triangles, run_study, tmp_path):
     history, summary = run_study("shapes_regression", tmp_path, *SMALL, "--examples", "4")
