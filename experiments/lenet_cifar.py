@@ -81,7 +81,8 @@ def run(argv: Sequence[str] | None = None) -> None:
     print(table1, table3, sep="\n\n")
     study.write_summary(
         f"# Report 003's nets on {args.dataset}\n\nBatch {args.batch_size}, {args.epochs} epochs, {args.seeds} "
-        f"seed(s) (mean ± std); validation is the last {args.val_fraction:.0%} of the training split; "
+        f"seed(s) (mean ± std); validation is the last {len(val['label']):,} of the training split's "
+        f"{len(data['label']):,} images (--val-fraction {args.val_fraction:g}); "
         f"training numbers score the final model in inference mode on {len(seen['label']):,} training "
         f"images.\n\n## LeNet's parameters (the report's section 1.3)\n\nThe report's line (5) leaves out the "
         f"output layer's 10 biases.\n\n{counts}\n\n## Table 1: LeNet, SGD lr {args.lenet_lr}\n\n{table1}\n\n"

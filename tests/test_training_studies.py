@@ -52,6 +52,7 @@ def test_lenet_cifar(shapes_cifar, run_study, tmp_path):
     assert set(history) == {"lenet", "lenet_model1", "lenet_model2"}
     assert "| fc2 | 650 | 640 | +10 |" in summary and "| total | 390,410 | 390,400 | +10 |" in summary
     assert "final test accuracy" in summary and "Table 3" in summary
+    assert "validation is the last 12 of the training split's 128 images (--val-fraction 0.1)" in summary
 
 
 def test_callbacks_study(shapes_cifar, run_study, tmp_path):
