@@ -18,7 +18,7 @@ from jaxcv.inspection.occlusion import OcclusionMaps, check_patch, occlusion, pa
 from jaxcv.inspection.weights import Histogram, change_histograms, relative_change, weight_histograms
 
 __all__ = ["activation_grid", "activations", "grad_cam", "input_gradients", "saliency", "features",
-           "check_embedding", "knn_accuracy", "tsne", "FilterChange", "filter_change", "filter_grid", "tile", "check_layers",
-           "conv_kernel", "conv_layers", "probabilities", "OcclusionMaps", "check_patch", "occlusion",
+           "check_embedding", "knn_accuracy", "tsne", "FilterChange", "filter_change", "filter_grid", "tile",
+           "check_layers", "conv_kernel", "conv_layers", "probabilities", "OcclusionMaps", "check_patch", "occlusion",
            "patch_coverage", "positions", "worst_patches", "Histogram", "change_histograms", "relative_change",
            "weight_histograms"]
