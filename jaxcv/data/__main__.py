@@ -9,10 +9,10 @@ import time
 from pathlib import Path
 
 from jaxcv.data import pipeline, real
+from jaxcv.data.folders import ImageFolderConfig
 from jaxcv.errors import UsageError
 
 KINDS = (*pipeline.CATALOGUED, "image_folder", *pipeline.EMBEDDED)
-TEST_FRACTION = 0.2
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -48,7 +48,7 @@ def parser() -> argparse.ArgumentParser:
     prep.add_argument("--size", type=_size, default=None, help="image_folder: resize every image to N x N or H x W")
     prep.add_argument("--test-fraction", type=float, default=None,
                       help="image_folder without train/ + test/: the share of each class kept for testing "
-                           f"(default: {TEST_FRACTION})")
+                           f"(default: {ImageFolderConfig.test_fraction})")
     return p
 
 
@@ -72,7 +72,7 @@ def prepare(args: argparse.Namespace) -> str:
             raise UsageError("image_folder needs --from FOLDER and --size N")
         name = f"image_folder/{args.name or args.source.resolve().name}"
         config = {"source": str(args.source.resolve()), "size": args.size,
-                  "test_fraction": TEST_FRACTION if args.test_fraction is None else args.test_fraction}
+                  **({} if args.test_fraction is None else {"test_fraction": args.test_fraction})}
     already = pipeline.is_prepared(pipeline.own_builder(name, pipeline.output_dir(data_dir), **config))
     if args.kind in pipeline.CATALOGUED and not already:
         originals = (pipeline.originals_folder(args.kind, args.source) if args.source is not None else
