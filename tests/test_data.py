@@ -162,9 +162,10 @@ def test_unknown_dataset_and_split_are_clear_errors(shapes_easy, data_dir, tmp_p
         pipeline.prepared_builder("no_such_dataset_xyz", str(tmp_path))
     with pytest.raises(DataUnavailableError, match="unknown dataset"):
         num_classes("no_such_dataset_xyz", str(tmp_path))
-    for call in (pipeline.prepared_builder, num_classes):  # not "needs TensorFlow": TFDS has no shapes either
-        with pytest.raises(DataUnavailableError, match="unknown dataset 'shapes/hrad'; use one of"):
-            call("shapes/hrad", str(tmp_path))
+    for call in (pipeline.prepared_builder, num_classes):  # not "needs TensorFlow": jaxcv's builders shadow TFDS's
+        for name in ("shapes/hrad", "mnist/foo"):
+            with pytest.raises(DataUnavailableError, match=f"unknown dataset '{name}'; use one of"):
+                call(name, str(tmp_path))
     with pytest.raises(DataUnavailableError, match="no split 'validation'.*train, test"):
         load_split("shapes/easy", "validation", data_dir)
     with pytest.raises(DataUnavailableError, match="python -m jaxcv.data prepare image_folder"):

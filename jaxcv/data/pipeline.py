@@ -233,13 +233,13 @@ def _catalogued(name: str, data_dir: Path, purpose: str) -> tfds.core.DatasetBui
     """TFDS's catalogue builder of ``name`` (which needs TensorFlow, the ``tf`` extra)."""
     from jaxcv.data import tfroute
 
-    if name.split("/", 1)[0] == builders.Shapes.name:  # jaxcv's own builder: a config it lacks is a typo
-        raise _unknown(name)
     try:
         with _without_clash_reports():
-            tfds.builder_cls(name.split("/", 1)[0])
+            found = tfds.builder_cls(name.split("/", 1)[0])
     except tfds.core.registered.DatasetNotFoundError:
         raise _unknown(name) from None
+    if found.__module__.startswith("jaxcv."):  # jaxcv's builders shadow TFDS's: a name they lack is a typo
+        raise _unknown(name)
     tfroute.tensorflow(f"{purpose} the TFDS catalogue dataset {name!r}")
     return tfds.builder(name, data_dir=data_dir, file_format=ARRAY_RECORD)
 
